@@ -1,0 +1,487 @@
+"""``analyze``: the one entry point from an energy stack to chemical maps (arrays in, Maps out).
+
+The stack is processed in blocks of rows; each block goes through correction, edge
+normalization, the fit and every per-pixel map while it is in cache, so memory stays bounded
+(a few blocks beyond the input and the maps) and the stack is read once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import __version__
+from .imaging.registration import register_stack
+from .maps import Maps
+from .settings import AnalysisSettings, load_settings
+from .spectra.features import edge_energy, peak_energy
+from .spectra.fit import residual_metrics, solve
+from .spectra.masks import kmeans_clusters, quality_mask
+from .spectra.normalize import EdgeOperator, edge_windows, find_e0
+from .spectra.references import Reference, reference_matrix
+
+Mode = Literal["transmission", "fluorescence", "absorbance"]
+ReferencesLike = Sequence[Reference] | Mapping[str, Reference | tuple[np.ndarray, np.ndarray]]
+Progress = Callable[[int, int], None]
+
+_SAMPLE_PIXELS = 16_384
+_KEV_LIMIT = 200.0
+_WORKERS = 2
+
+
+class AnalysisError(ValueError):
+    """Input that cannot be analysed; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the blocks need to know, decided once per stack."""
+
+    order: np.ndarray  # input frame index per sorted position (valid frames only)
+    group_starts: np.ndarray  # first sorted position of each unique energy
+    group_counts: np.ndarray
+    energies: np.ndarray  # unique, sorted, eV
+    mode: str
+    operator: EdgeOperator
+    basis: np.ndarray  # (n_fit, k) references on the fit energies
+    gram: np.ndarray
+    pca_mean: np.ndarray
+    pca_basis: np.ndarray  # (n_fit, q)
+    pre_rows: np.ndarray
+    edge_window: tuple[float, float]
+    peak_window: tuple[float, float]
+
+
+def _as_references(references: ReferencesLike) -> list[Reference]:
+    if isinstance(references, Mapping):
+        out = []
+        for name, value in references.items():
+            if isinstance(value, Reference):
+                out.append(
+                    value
+                    if value.name == name
+                    else Reference(
+                        name, value.energy, value.mu, value.normalized, value.source, value.metadata
+                    )
+                )
+            else:
+                energy, mu = value
+                energy = np.asarray(energy, dtype=np.float64)
+                energy = energy * 1000.0 if np.nanmax(energy) < _KEV_LIMIT else energy
+                from .spectra.references import looks_normalized
+
+                out.append(Reference(name, energy, mu, looks_normalized(energy, np.asarray(mu))))
+        return out
+    return list(references)
+
+
+def _check_inputs(frames, energies, dark, flat, i0, mode) -> tuple[np.ndarray, np.ndarray]:
+    if mode not in ("transmission", "fluorescence", "absorbance"):
+        raise AnalysisError(f"mode must be transmission, fluorescence or absorbance, not {mode!r}")
+    frames = np.asarray(frames)
+    if frames.ndim != 3:
+        raise AnalysisError(f"frames must be (n_energy, ny, nx), got shape {frames.shape}")
+    energies = np.asarray(energies, dtype=np.float64).ravel()
+    if energies.size != frames.shape[0]:
+        raise AnalysisError(
+            f"{energies.size} energies for {frames.shape[0]} frames: they must match"
+        )
+    if not np.all(np.isfinite(energies)):
+        raise AnalysisError("energies contain NaN or inf")
+    for name, extra in (("dark", dark), ("flat", flat)):
+        if extra is not None:
+            shape = np.shape(extra)
+            if shape not in (frames.shape, frames.shape[1:]):
+                raise AnalysisError(
+                    f"{name} has shape {shape}; expected {frames.shape[1:]} or {frames.shape}"
+                )
+    if i0 is not None and np.size(i0) != frames.shape[0]:
+        raise AnalysisError(f"i0 has {np.size(i0)} values for {frames.shape[0]} frames")
+    return frames, energies
+
+
+def _correct(block: np.ndarray, index: np.ndarray, rows: slice, dark, flat, i0, mode) -> None:
+    """Dark/flat, I0 and -ln, in place on a float32 block (n, ny_block, nx)."""
+    if dark is not None:
+        block -= _frames_of(dark, index, rows)
+    if flat is not None:
+        denominator = _frames_of(flat, index, rows).astype(np.float32)
+        if dark is not None:
+            denominator = denominator - _frames_of(dark, index, rows)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            block /= denominator
+    if i0 is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            block /= np.asarray(i0, dtype=np.float32)[index][:, None, None]
+    if mode == "transmission":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.log(block, out=block)
+        np.negative(block, out=block)
+
+
+def _frames_of(extra: np.ndarray, index: np.ndarray, rows: slice) -> np.ndarray:
+    extra = np.asarray(extra)
+    if extra.ndim == 2:
+        return extra[None, rows].astype(np.float32, copy=False)
+    return extra[index, rows].astype(np.float32, copy=False)
+
+
+def _fill_bad(x: np.ndarray) -> np.ndarray:
+    """Replace non-finite values along energy (axis 0) by the nearest earlier/later good value.
+
+    Returns the count of bad values per pixel.
+    """
+    bad = ~np.isfinite(x)
+    counts = bad.sum(axis=0)
+    if not counts.any():
+        return counts
+    n = x.shape[0]
+    index = np.where(bad, 0, np.arange(n)[:, None])
+    np.maximum.accumulate(index, axis=0, out=index)  # last good at or before
+    filled = np.take_along_axis(x, index, axis=0)
+    still = ~np.isfinite(filled)  # leading bad values: take the next good one
+    if still.any():
+        rev = np.where(bad[::-1], 0, np.arange(n)[:, None])
+        np.maximum.accumulate(rev, axis=0, out=rev)
+        after = np.take_along_axis(x[::-1], rev, axis=0)[::-1]
+        filled = np.where(still, after, filled)
+    x[...] = np.where(np.isfinite(filled), filled, 0.0)
+    return counts
+
+
+def analyze(
+    frames: np.ndarray,
+    energies: np.ndarray,
+    references: ReferencesLike,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+    i0: np.ndarray | None = None,
+    mode: Mode = "transmission",
+    settings: AnalysisSettings | dict | None = None,
+    shifts: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> Maps:
+    """Chemical maps of an energy stack.
+
+    Parameters
+    ----------
+    frames : (n_energy, ny, nx) array of images, any real dtype.
+    energies : (n_energy,) in eV or keV (detected).
+    references : Reference objects, or a mapping name -> Reference or (energy, mu).
+    dark, flat : (ny, nx) or (n_energy, ny, nx); applied as (I - dark) / (flat - dark).
+    i0 : (n_energy,) incident intensity, divided out (fluorescence).
+    mode : ``transmission`` takes -ln; ``fluorescence`` and ``absorbance`` do not.
+    settings : :class:`AnalysisSettings` or a dict of them.
+    shifts : (n_energy, 2) already applied to the frames (e.g. registered live); reported as is.
+    progress : called as ``progress(done, total)`` as blocks finish.
+
+    Non-finite or non-positive values are masked: filled from neighbouring energies, and pixels
+    with more than ``settings.max_bad_fraction`` of them become NaN in every map.
+    """
+    started = time.perf_counter()
+    settings = load_settings(settings)
+    frames, energies = _check_inputs(frames, energies, dark, flat, i0, mode)
+    refs = _as_references(references)
+    if not refs:
+        raise AnalysisError("at least one reference spectrum is needed")
+    notes: list[str] = []
+    if np.nanmax(energies) < _KEV_LIMIT:
+        energies = energies * 1000.0
+        notes.append("energies given in keV; converted to eV")
+    n_raw, ny, nx = frames.shape
+    timings: dict[str, float] = {}
+
+    # Which frames are usable, in what order, and the registration if asked for.
+    rng = np.random.default_rng(settings.mask.seed)
+    sample = np.sort(rng.choice(ny * nx, size=min(ny * nx, _SAMPLE_PIXELS), replace=False))
+    sample_y, sample_x = np.divmod(sample, nx)
+    sample_raw = _sample_corrected(
+        frames, np.arange(n_raw), sample_y, sample_x, dark, flat, i0, mode
+    )
+    bad_fraction = 1.0 - np.isfinite(sample_raw).mean(axis=1)
+    good_frames = np.flatnonzero(bad_fraction <= 0.5)
+    dropped = np.flatnonzero(bad_fraction > 0.5)
+    if dropped.size:
+        notes.append(
+            "dropped frames with mostly non-finite or non-positive values at "
+            + ", ".join(f"{energies[i]:.2f} eV" for i in dropped)
+        )
+    order = good_frames[np.argsort(energies[good_frames], kind="stable")]
+    if np.any(np.diff(energies) < 0):
+        notes.append("energies were not increasing; frames sorted by energy")
+    unique, starts, counts = np.unique(energies[order], return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        notes.append(f"{int((counts > 1).sum())} energies measured more than once; averaged")
+    if unique.size < 5:
+        raise AnalysisError(
+            f"{unique.size} distinct usable energies; edge normalization and fitting need at "
+            "least 5 (use the few-energy method for 2-energy scans)"
+        )
+
+    source, source_mode, corrections = frames, mode, (dark, flat, i0)
+    out_shifts = np.zeros((n_raw, 2)) if shifts is None else np.asarray(shifts, dtype=float)
+    if settings.registration.method != "none" and shifts is None:
+        t0 = time.perf_counter()
+        corrected = np.empty((order.size, ny, nx), dtype=np.float32)
+        for position, index in enumerate(order):
+            block = np.array(frames[index : index + 1], dtype=np.float32)
+            _correct(block, np.array([index]), slice(None), dark, flat, i0, mode)
+            corrected[position] = block[0]
+        aligned, sorted_shifts = register_stack(corrected, settings.registration)
+        del corrected
+        out_shifts[order] = sorted_shifts
+        source, source_mode, corrections = aligned, "absorbance", (None, None, None)
+        order = np.arange(order.size)
+        sample_raw = aligned[:, sample_y, sample_x]
+        timings["registration"] = time.perf_counter() - t0
+    else:
+        sample_raw = sample_raw[order]
+
+    t0 = time.perf_counter()
+    sample_mu = _average_groups(np.array(sample_raw, dtype=np.float32), starts, counts)
+    _fill_bad(sample_mu)
+    plan = _make_plan(settings, refs, unique, order, starts, counts, source_mode, sample_mu)
+    timings["planning"] = time.perf_counter() - t0
+
+    # The main pass, block by block.
+    t0 = time.perf_counter()
+    k = plan.basis.shape[1]
+    q = plan.pca_basis.shape[1]
+    out = {
+        "fractions": np.full((k, ny, nx), np.nan, dtype=np.float32),
+        "thickness": np.full((ny, nx), np.nan, dtype=np.float32),
+        "error": np.full((ny, nx), np.nan, dtype=np.float32),
+        "r_factor": np.full((ny, nx), np.nan, dtype=np.float32),
+        "chi2_red": np.full((ny, nx), np.nan, dtype=np.float32),
+        "edge_energy": np.full((ny, nx), np.nan, dtype=np.float32),
+        "peak_energy": np.full((ny, nx), np.nan, dtype=np.float32),
+        "valid": np.zeros((ny, nx), dtype=bool),
+        "features": np.zeros((ny * nx, q), dtype=np.float32),
+    }
+    rows_per_block = max(1, settings.block_pixels // nx)
+    blocks = [slice(r, min(r + rows_per_block, ny)) for r in range(0, ny, rows_per_block)]
+    done = 0
+
+    def run(rows: slice) -> None:
+        _analyze_block(source, rows, plan, corrections, settings, out)
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_WORKERS) as pool:
+        for _ in pool.map(run, blocks):
+            done += 1
+            if progress is not None:
+                progress(done, len(blocks))
+    timings["fit_and_maps"] = time.perf_counter() - t0
+
+    # Whole-image steps: mask, clusters, mean spectrum.
+    t0 = time.perf_counter()
+    valid = out["valid"]
+    mask, t_thr, r_thr = quality_mask(
+        np.where(valid, out["thickness"], np.nan),
+        np.where(valid, out["r_factor"], np.nan),
+        thickness_threshold=settings.mask.thickness_threshold,
+        r_factor_threshold=settings.mask.r_factor_threshold,
+    )
+    mask &= valid
+    clusters = kmeans_clusters(
+        out["features"],
+        mask.ravel(),
+        settings.mask.n_clusters,
+        order_by=out["edge_energy"].ravel(),
+        seed=settings.mask.seed,
+    ).reshape(ny, nx)
+    mean_spectrum, mean_fit = _mean_spectrum(plan, sample_mu, mask[sample_y, sample_x], settings)
+    timings["mask_and_clusters"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - started
+
+    invalid = int((~valid).sum())
+    if invalid:
+        notes.append(f"{invalid} pixels had too many bad values or a zero edge step; set to NaN")
+    metadata = {
+        "software": "xanes-stream",
+        "version": __version__,
+        "mode": mode,
+        "references": [r.name for r in refs],
+        "reference_sources": {r.name: r.source for r in refs},
+        "settings": settings.model_dump(mode="json"),
+        "normalization": plan.operator.windows.as_dict(),
+        "thresholds": {"thickness": t_thr, "r_factor": r_thr},
+        "dropped_energies": [float(energies[i]) for i in dropped],
+        "timings": timings,
+        "notes": notes,
+        "shape": [n_raw, ny, nx],
+    }
+    return Maps(
+        reference_names=[r.name for r in refs],
+        fractions=out["fractions"],
+        thickness=out["thickness"],
+        error=out["error"],
+        r_factor=out["r_factor"],
+        chi2_red=out["chi2_red"],
+        edge_energy=out["edge_energy"],
+        peak_energy=out["peak_energy"],
+        mask=mask,
+        clusters=clusters,
+        shifts=out_shifts,
+        energies=unique,
+        mean_spectrum=mean_spectrum,
+        mean_fit=mean_fit,
+        fit_energies=plan.operator.fit_energy,
+        metadata=metadata,
+    )
+
+
+def _sample_corrected(frames, index, ys, xs, dark, flat, i0, mode) -> np.ndarray:
+    """Corrected values (n, n_sample) at a few pixels, for planning and frame checks."""
+    values = np.asarray(
+        frames[:, ys, xs]
+        if not isinstance(frames, np.ndarray)
+        else frames[index[:, None], ys[None, :], xs[None, :]],
+        dtype=np.float32,
+    )[:, None, :]
+    picks = (ys, xs)
+    d = None if dark is None else _pick(dark, picks)
+    f = None if flat is None else _pick(flat, picks)
+    _correct(values, index, slice(None), d, f, i0, mode)
+    return values[:, 0, :]
+
+
+def _pick(extra: np.ndarray, picks) -> np.ndarray:
+    extra = np.asarray(extra)
+    if extra.ndim == 2:
+        return extra[picks][None, :]
+    return extra[:, picks[0], picks[1]][:, None, :]
+
+
+def _average_groups(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Average rows (axis 0) of each run of equal energies."""
+    if values.shape[0] == starts.size:
+        return values
+    sums = np.add.reduceat(values, starts, axis=0)
+    return sums / counts.reshape((-1,) + (1,) * (values.ndim - 1)).astype(values.dtype)
+
+
+def _make_plan(settings, refs, energies, order, starts, counts, mode, sample_mu) -> _Plan:
+    norm = settings.normalization
+    mean_mu = np.nanmean(sample_mu, axis=1)
+    e0 = norm.e0 if norm.e0 is not None else find_e0(energies, mean_mu)
+    windows = edge_windows(
+        energies,
+        e0,
+        pre=norm.pre_edge,
+        post=norm.post_edge,
+        post_order=norm.post_edge_order,
+        fit=settings.fit.energy_range,
+    )
+    operator = EdgeOperator.build(energies, windows)
+    basis = reference_matrix(refs, energies, windows.fit)[operator.fit_index]
+    # Principal components of normalized spectra of sample pixels, for clustering.
+    y, step = operator.apply(sample_mu)
+    strong = np.isfinite(step) & (step > np.nanpercentile(step, 75) * 0.25)
+    y = y[:, strong & np.all(np.isfinite(y), axis=0)]
+    q = min(settings.mask.cluster_components, y.shape[0], max(1, y.shape[1]))
+    if y.shape[1] >= 2:
+        pca_mean = y.mean(axis=1)
+        u, _, _ = np.linalg.svd(y - pca_mean[:, None], full_matrices=False)
+        pca_basis = u[:, :q]
+    else:
+        pca_mean = np.zeros(operator.fit_index.size)
+        pca_basis = np.eye(operator.fit_index.size)[:, :q]
+    features = settings.features
+    pre_rows = np.flatnonzero((energies >= windows.pre[0]) & (energies <= windows.pre[1]))
+    return _Plan(
+        order=order,
+        group_starts=starts,
+        group_counts=counts,
+        energies=energies,
+        mode=mode,
+        operator=operator,
+        basis=basis,
+        gram=basis.T @ basis,
+        pca_mean=pca_mean.astype(np.float32),
+        pca_basis=pca_basis.astype(np.float32),
+        pre_rows=pre_rows,
+        edge_window=(e0 + features.edge_window[0], e0 + features.edge_window[1]),
+        peak_window=(e0 + features.peak_window[0], e0 + features.peak_window[1]),
+    )
+
+
+def _analyze_block(source, rows: slice, plan: _Plan, corrections, settings, out) -> None:
+    """Every per-pixel map of the rows ``rows``, written into ``out``."""
+    dark, flat, i0 = corrections
+    order = plan.order
+    if order.size == source.shape[0] and np.all(order == np.arange(order.size)):
+        block = np.array(source[:, rows], dtype=np.float32)
+    else:
+        block = np.asarray(source[order, rows], dtype=np.float32)
+    _correct(block, order, rows, dark, flat, i0, plan.mode)
+    n_block, ny_b, nx = block.shape
+    mu = _average_groups(block.reshape(n_block, ny_b * nx), plan.group_starts, plan.group_counts)
+    bad = _fill_bad(mu)
+    spectra, step = plan.operator.apply(mu)
+    k = plan.basis.shape[1]
+    n_fit = spectra.shape[0]
+    h = plan.basis.T.astype(np.float32) @ spectra
+    coefficients = solve(
+        plan.gram,
+        h,
+        settings.fit.method,
+        sum_to_one=settings.fit.sum_to_one == "constrain",
+        admm_iterations=settings.fit.admm_iterations,
+        admm_rho=settings.fit.admm_rho,
+    )
+    rss, total = residual_metrics(spectra, plan.basis, coefficients)
+    valid = (bad <= settings.max_bad_fraction * mu.shape[0]) & np.isfinite(step) & (step != 0)
+    valid &= np.all(np.isfinite(coefficients), axis=0)
+    if settings.fit.sum_to_one == "normalize":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            coefficients = coefficients / coefficients.sum(axis=0)  # NaN where nothing fits
+    noise = _pre_edge_noise(mu, plan, step)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        maps = {
+            "thickness": step,
+            "error": np.sqrt(rss / n_fit),
+            "r_factor": rss / total,
+            "chi2_red": rss / (max(n_fit - k, 1) * noise),
+            "edge_energy": edge_energy(
+                spectra, plan.operator.fit_energy, plan.edge_window, settings.features.edge_method
+            ),
+            "peak_energy": peak_energy(spectra, plan.operator.fit_energy, plan.peak_window),
+        }
+    shape = (ny_b, nx)
+    for name, values in maps.items():
+        out[name][rows] = np.where(valid, values, np.nan).reshape(shape)
+    out["fractions"][:, rows] = np.where(valid, coefficients, np.nan).reshape((k, *shape))
+    out["valid"][rows] = valid.reshape(shape)
+    start = rows.start * nx
+    features = plan.pca_basis.T @ (spectra - plan.pca_mean[:, None])
+    out["features"][start : start + ny_b * nx] = np.where(valid, features, np.nan).T
+
+
+def _pre_edge_noise(mu: np.ndarray, plan: _Plan, step: np.ndarray) -> np.ndarray:
+    """Variance of normalized spectra, estimated from the scatter about the pre-edge line."""
+    rows = plan.pre_rows
+    if rows.size < 4:
+        return np.full(mu.shape[1], np.nan, dtype=np.float32)
+    coefs = plan.operator.coefficients[:2].astype(np.float32) @ mu
+    x = (plan.energies[rows] - plan.operator.windows.e0) / 100.0
+    design = np.stack([np.ones_like(x), x], axis=1).astype(np.float32)
+    residual = mu[rows] - design @ coefs
+    variance = np.einsum("ep,ep->p", residual, residual) / (rows.size - 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return variance / (step * step)
+
+
+def _mean_spectrum(plan: _Plan, sample_mu, sample_mask, settings) -> tuple[np.ndarray, np.ndarray]:
+    """Mean normalized spectrum of the masked sample pixels and its fit."""
+    columns = sample_mu[:, sample_mask] if sample_mask.any() else sample_mu
+    spectra, _ = plan.operator.apply(np.nanmean(columns, axis=1, keepdims=True).astype(np.float32))
+    h = plan.basis.T @ spectra.astype(np.float64)
+    c = solve(plan.gram, h, settings.fit.method, sum_to_one=settings.fit.sum_to_one == "constrain")
+    return spectra[:, 0].astype(np.float32), (plan.basis @ c)[:, 0].astype(np.float32)

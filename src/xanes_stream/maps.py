@@ -1,0 +1,80 @@
+"""The result of an analysis: named maps plus what is needed to trace and re-make them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: The 2-D maps, by name, in the order they are written.
+IMAGE_MAPS = (
+    "thickness",
+    "error",
+    "r_factor",
+    "chi2_red",
+    "edge_energy",
+    "peak_energy",
+    "mask",
+    "clusters",
+)
+
+
+@dataclass
+class Maps:
+    """Chemical maps of one energy stack.
+
+    ``fractions`` is (k, ny, nx), one map per reference in ``reference_names`` order; every other
+    image map is (ny, nx); ``shifts`` is (n_energy, 2) = (dy, dx) in pixels; ``energies`` in eV.
+    ``metadata`` holds the settings, the normalization windows, thresholds, timings and notes.
+    """
+
+    reference_names: list[str]
+    fractions: np.ndarray
+    thickness: np.ndarray
+    error: np.ndarray
+    r_factor: np.ndarray
+    chi2_red: np.ndarray
+    edge_energy: np.ndarray
+    peak_energy: np.ndarray
+    mask: np.ndarray
+    clusters: np.ndarray
+    shifts: np.ndarray
+    energies: np.ndarray
+    mean_spectrum: np.ndarray
+    mean_fit: np.ndarray
+    fit_energies: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+    def fraction(self, name: str) -> np.ndarray:
+        """The fraction map of one reference, by name."""
+        try:
+            return self.fractions[self.reference_names.index(name)]
+        except ValueError:
+            raise KeyError(f"no reference {name!r}; have {self.reference_names}") from None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by its published name (``fractions/<reference>`` for fractions)."""
+        out = {f"fractions/{n}": self.fractions[i] for i, n in enumerate(self.reference_names)}
+        out.update({name: getattr(self, name) for name in IMAGE_MAPS})
+        out.update(
+            shifts=self.shifts,
+            energies=self.energies,
+            mean_spectrum=self.mean_spectrum,
+            mean_fit=self.mean_fit,
+            fit_energies=self.fit_energies,
+        )
+        return out
+
+    def summary(self) -> dict:
+        """Mean fraction per reference inside the mask, median R-factor, pixels in the mask."""
+        inside = self.mask.astype(bool)
+        means = {
+            name: float(np.nanmean(self.fractions[i][inside])) if inside.any() else float("nan")
+            for i, name in enumerate(self.reference_names)
+        }
+        r = self.r_factor[inside] if inside.any() else self.r_factor.ravel()
+        return {
+            "mean_fractions": means,
+            "median_r_factor": float(np.nanmedian(r)) if r.size else float("nan"),
+            "mask_pixels": int(inside.sum()),
+        }

@@ -1,0 +1,1 @@
+"""Simulation: phantom samples and a simulated TXM beamline."""

@@ -1,0 +1,172 @@
+"""Per-pixel linear-combination fitting of spectra against references, vectorised over pixels.
+
+Every solver works in Gram form: with the references as columns of ``R`` (n_energy, k) and the
+spectra as columns of ``Y`` (n_energy, P), ``G = R.T @ R`` is shared by all pixels and
+``h = R.T @ Y`` is one matrix product. The constrained problems then cost O(k) per pixel:
+
+- ``lstsq``: unconstrained least squares;
+- ``nnls``: exact non-negative least squares, by enumerating active sets (the optimum is the
+  best feasible unconstrained solution over some support, so this is exact, not clipped);
+- ``admm``: the alternating direction method of multipliers (Boyd et al. 2011), bounded
+  iterations, for noisy data and for many references;
+- ``sum_to_one`` adds the equality constraint to any of them.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Literal
+
+import numpy as np
+
+FitMethod = Literal["lstsq", "nnls", "admm"]
+
+#: Above this many references the exact active-set enumeration becomes costly.
+MAX_NNLS_REFERENCES = 10
+
+
+class FitError(ValueError):
+    """The fit cannot be done as asked."""
+
+
+def _solve_subset(
+    G: np.ndarray, h: np.ndarray, subset: tuple[int, ...], sum_to_one: bool
+) -> np.ndarray:
+    """Least squares on the references in ``subset`` (others zero), in Gram form."""
+    idx = list(subset)
+    G_s = G[np.ix_(idx, idx)]
+    G_inv = np.linalg.pinv(G_s)
+    c = G_inv @ h[idx]
+    if sum_to_one:
+        ones = np.ones(len(idx))
+        g1 = G_inv @ ones
+        denom = ones @ g1
+        if abs(denom) < 1e-300:
+            raise FitError("references are degenerate: sum-to-one constraint cannot be met")
+        c = c - np.outer(g1, (ones @ c - 1.0) / denom)
+    return c
+
+
+def solve(
+    G: np.ndarray,
+    h: np.ndarray,
+    method: FitMethod = "nnls",
+    *,
+    sum_to_one: bool = False,
+    admm_iterations: int = 200,
+    admm_rho: float | None = None,
+    admm_tolerance: float = 1e-5,
+) -> np.ndarray:
+    """Coefficients (k, P) minimising ``||R c - y||^2`` per pixel, given ``G`` and ``h``."""
+    k = G.shape[0]
+    if method == "lstsq":
+        return _solve_subset(G, h, tuple(range(k)), sum_to_one)
+    if method == "nnls":
+        if k > MAX_NNLS_REFERENCES:
+            raise FitError(
+                f"exact nnls enumerates 2^k supports; {k} references is too many "
+                f"(max {MAX_NNLS_REFERENCES}): use fit.method='admm'"
+            )
+        return _nnls_enumerate(G, h, sum_to_one)
+    if method == "admm":
+        return _admm(G, h, sum_to_one, admm_iterations, admm_rho, admm_tolerance)
+    raise FitError(f"unknown fit method {method!r}; use lstsq, nnls or admm")
+
+
+def _nnls_enumerate(G: np.ndarray, h: np.ndarray, sum_to_one: bool) -> np.ndarray:
+    k, n_pixels = h.shape
+    best = np.zeros_like(h)
+    if sum_to_one:
+        best_objective = np.full(n_pixels, np.inf, dtype=h.dtype)
+    else:
+        best_objective = np.zeros(n_pixels, dtype=h.dtype)  # the all-zero solution
+    for size in range(1, k + 1):
+        for subset in combinations(range(k), size):
+            c = _solve_subset(G, h, subset, sum_to_one).astype(h.dtype, copy=False)
+            feasible = np.all(c >= 0, axis=0)
+            if not feasible.any():
+                continue
+            idx = list(subset)
+            # objective c'Gc - 2c'h, relative to ||y||^2
+            objective = np.einsum("ip,ip->p", c, G[np.ix_(idx, idx)] @ c - 2.0 * h[idx])
+            better = feasible & (objective < best_objective)
+            if better.any():
+                best_objective = np.where(better, objective, best_objective)
+                best[:, better] = 0.0
+                best[np.ix_(idx, np.flatnonzero(better))] = c[:, better]
+    if sum_to_one:
+        # With collinear references a support may be infeasible everywhere; fall back to lstsq.
+        missing = ~np.isfinite(best_objective)
+        if missing.any():
+            best[:, missing] = _solve_subset(G, h[:, missing], tuple(range(k)), True)
+    return best
+
+
+def project_simplex(v: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each column of ``v`` (k, P) onto the probability simplex."""
+    k = v.shape[0]
+    u = -np.sort(-v, axis=0)
+    css = np.cumsum(u, axis=0) - 1.0
+    ind = np.arange(1, k + 1, dtype=v.dtype)[:, None]
+    cond = u - css / ind > 0
+    rho = k - 1 - np.argmax(cond[::-1], axis=0)
+    theta = np.take_along_axis(css, rho[None, :], axis=0) / (rho + 1).astype(v.dtype)
+    return np.maximum(v - theta, 0.0)
+
+
+def _admm(
+    G: np.ndarray,
+    h: np.ndarray,
+    sum_to_one: bool,
+    iterations: int,
+    rho: float | None,
+    tolerance: float,
+) -> np.ndarray:
+    """ADMM for min ||Rc - y||^2 with c >= 0 (and sum(c) = 1), in Gram form."""
+    k = G.shape[0]
+    if rho is None:
+        rho = float(np.trace(G)) / k
+    system = np.linalg.inv(G + rho * np.eye(k)).astype(h.dtype)
+    z = np.zeros_like(h)
+    u = np.zeros_like(h)
+    scale = max(1.0, float(np.sqrt(k)))
+    for _ in range(iterations):
+        x = system @ (h + rho * (z - u))
+        v = x + u
+        z_new = project_simplex(v) if sum_to_one else np.maximum(v, 0.0)
+        u += x - z_new
+        change = float(np.max(np.abs(z_new - z))) if z.size else 0.0
+        z = z_new
+        if change < tolerance * scale:
+            break
+    return z
+
+
+def residual_metrics(
+    spectra: np.ndarray, references: np.ndarray, coefficients: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Residual sum of squares and sum of squared data per pixel, shape (P,) each."""
+    fitted = references.astype(spectra.dtype) @ coefficients
+    residual = spectra - fitted
+    rss = np.einsum("ep,ep->p", residual, residual)
+    total = np.einsum("ep,ep->p", spectra, spectra)
+    return rss, total
+
+
+def fit_spectra(
+    spectra: np.ndarray,
+    references: np.ndarray,
+    method: FitMethod = "nnls",
+    *,
+    sum_to_one: bool = False,
+    **solver_options,
+) -> np.ndarray:
+    """Fit spectra (n_energy, P) with reference columns (n_energy, k): coefficients (k, P)."""
+    references = np.asarray(references, dtype=np.float64)
+    if references.ndim != 2 or references.shape[0] != spectra.shape[0]:
+        raise FitError(
+            f"references shape {references.shape} does not match spectra {spectra.shape}"
+        )
+    G = references.T @ references
+    h = references.T.astype(spectra.dtype) @ spectra
+    return solve(G, h, method, sum_to_one=sum_to_one, **solver_options)

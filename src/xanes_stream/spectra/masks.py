@@ -1,0 +1,76 @@
+"""Masks of good pixels and k-means clusters of spectra."""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.filters import threshold_otsu
+from sklearn.cluster import KMeans
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of the finite values (NaN when there are fewer than two distinct)."""
+    finite = values[np.isfinite(values)]
+    if finite.size < 2 or finite.min() == finite.max():
+        return float("nan")
+    return float(threshold_otsu(finite))
+
+
+def quality_mask(
+    thickness: np.ndarray,
+    r_factor: np.ndarray,
+    *,
+    thickness_threshold: float | None = None,
+    r_factor_threshold: float | None = None,
+) -> tuple[np.ndarray, float, float]:
+    """Pixels thick enough and fitted well enough; thresholds default to Otsu's.
+
+    The R-factor threshold is found on log10(R-factor), where empty and sample regions separate.
+    Returns the mask and the two thresholds used.
+    """
+    if thickness_threshold is None:
+        thickness_threshold = otsu_threshold(thickness)
+    if r_factor_threshold is None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_r = np.log10(np.where(r_factor > 0, r_factor, np.nan))
+        log_threshold = otsu_threshold(log_r)
+        r_factor_threshold = float(10**log_threshold) if np.isfinite(log_threshold) else np.inf
+    with np.errstate(invalid="ignore"):
+        mask = (thickness > thickness_threshold) & (r_factor < r_factor_threshold)
+    return mask, float(thickness_threshold), float(r_factor_threshold)
+
+
+def kmeans_clusters(
+    features: np.ndarray,
+    mask: np.ndarray,
+    n_clusters: int,
+    *,
+    order_by: np.ndarray | None = None,
+    sample_size: int = 20_000,
+    seed: int = 0,
+) -> np.ndarray:
+    """K-means labels per pixel: 0 outside ``mask``, 1..k inside.
+
+    ``features`` is (P, q), e.g. normalized spectra projected on their principal components.
+    K-means is fitted on a random sample of masked pixels and then assigns every masked pixel.
+    Labels are ordered by the mean of ``order_by`` (e.g. edge energy) in each cluster, so the
+    same sample gives the same labels.
+    """
+    labels = np.zeros(mask.shape, dtype=np.int16)
+    inside = np.flatnonzero(mask & np.all(np.isfinite(features), axis=1))
+    if n_clusters < 1 or inside.size < n_clusters:
+        return labels
+    rng = np.random.default_rng(seed)
+    sample = inside if inside.size <= sample_size else rng.choice(inside, sample_size, False)
+    model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[sample])
+    assigned = np.empty(inside.size, dtype=np.int16)
+    for start in range(0, inside.size, 262_144):
+        chunk = inside[start : start + 262_144]
+        assigned[start : start + chunk.size] = model.predict(features[chunk])
+    if order_by is not None:
+        means = [np.nanmean(order_by[inside[assigned == c]]) for c in range(n_clusters)]
+        rank = np.argsort(np.nan_to_num(means, nan=np.inf))
+        relabel = np.empty(n_clusters, dtype=np.int16)
+        relabel[rank] = np.arange(n_clusters, dtype=np.int16)
+        assigned = relabel[assigned]
+    labels[inside] = assigned + 1
+    return labels
