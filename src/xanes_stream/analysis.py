@@ -17,26 +17,23 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import __version__
+from .errors import AnalysisError
 from .imaging.registration import register_stack
 from .maps import Maps
 from .settings import AnalysisSettings, load_settings
 from .spectra.features import edge_energy, peak_energy
 from .spectra.fit import residual_metrics, solve
 from .spectra.masks import kmeans_clusters, quality_mask
-from .spectra.normalize import EdgeOperator, edge_windows, find_e0
+from .spectra.normalize import EdgeOperator, edge_windows, find_e0, larch_rows
 from .spectra.references import Reference, reference_matrix
 
 Mode = Literal["transmission", "fluorescence", "absorbance"]
 ReferencesLike = Sequence[Reference] | Mapping[str, Reference | tuple[np.ndarray, np.ndarray]]
-Progress = Callable[[int, int], None]
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 _SAMPLE_PIXELS = 16_384
 _KEV_LIMIT = 200.0
 _WORKERS = 2
-
-
-class AnalysisError(ValueError):
-    """Input that cannot be analysed; the message says what and why."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +177,7 @@ def analyze(
     mode : ``transmission`` takes -ln; ``fluorescence`` and ``absorbance`` do not.
     settings : :class:`AnalysisSettings` or a dict of them.
     shifts : (n_energy, 2) already applied to the frames (e.g. registered live); reported as is.
-    progress : called as ``progress(done, total)`` as blocks finish.
+    progress : called as ``progress(stage, done, total)`` as frames register and blocks finish.
 
     Non-finite or non-positive values are masked: filled from neighbouring energies, and pixels
     with more than ``settings.max_bad_fraction`` of them become NaN in every map.
@@ -234,7 +231,8 @@ def analyze(
             block = np.array(frames[index : index + 1], dtype=np.float32)
             _correct(block, np.array([index]), slice(None), dark, flat, i0, mode)
             corrected[position] = block[0]
-        aligned, sorted_shifts = register_stack(corrected, settings.registration)
+        on_frame = None if progress is None else (lambda i: progress("register", i, order.size))
+        aligned, sorted_shifts = register_stack(corrected, settings.registration, progress=on_frame)
         del corrected
         out_shifts[order] = sorted_shifts
         source, source_mode, corrections = aligned, "absorbance", (None, None, None)
@@ -276,7 +274,7 @@ def analyze(
         for _ in pool.map(run, blocks):
             done += 1
             if progress is not None:
-                progress(done, len(blocks))
+                progress("fit", done, len(blocks))
     timings["fit_and_maps"] = time.perf_counter() - t0
 
     # Whole-image steps: mask, clusters, mean spectrum.
@@ -391,10 +389,10 @@ def _make_plan(settings, refs, energies, order, starts, counts, mode, sample_mu)
         u, _, _ = np.linalg.svd(y - pca_mean[:, None], full_matrices=False)
         pca_basis = u[:, :q]
     else:
-        pca_mean = np.zeros(operator.fit_index.size)
-        pca_basis = np.eye(operator.fit_index.size)[:, :q]
+        pca_mean = np.zeros(operator.fit_energy.size)
+        pca_basis = np.eye(operator.fit_energy.size)[:, :q]
     features = settings.features
-    pre_rows = np.flatnonzero((energies >= windows.pre[0]) & (energies <= windows.pre[1]))
+    pre_rows = larch_rows(energies, windows.pre)
     return _Plan(
         order=order,
         group_starts=starts,

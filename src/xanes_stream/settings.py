@@ -8,6 +8,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import SettingsError
+
 Window = tuple[float, float]
 
 
@@ -80,7 +82,7 @@ class AnalysisSettings(_Section):
     fit: FitSettings = FitSettings()
     features: FeatureSettings = FeatureSettings()
     mask: MaskSettings = MaskSettings()
-    block_pixels: int = Field(32_768, ge=256, description="pixels processed per block")
+    block_pixels: int = Field(8192, ge=256, description="pixels processed per block")
     max_bad_fraction: float = Field(
         0.1, ge=0, le=1, description="pixels with more non-finite values than this are invalid"
     )
@@ -89,10 +91,6 @@ class AnalysisSettings(_Section):
     @classmethod
     def _multiple_of_256(cls, value: int) -> int:
         return value - value % 256
-
-
-class SettingsError(ValueError):
-    """Settings that do not validate; the message names the field."""
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -17,13 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.fft as sfft
 
+from ..errors import RegistrationError
 from ..settings import RegistrationSettings
 
 _WORKERS = 2
-
-
-class RegistrationError(ValueError):
-    """Frames that cannot be registered as asked."""
 
 
 def _crop(frame: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray:

@@ -19,14 +19,12 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import FitError
+
 FitMethod = Literal["lstsq", "nnls", "admm"]
 
 #: Above this many references the exact active-set enumeration becomes costly.
 MAX_NNLS_REFERENCES = 10
-
-
-class FitError(ValueError):
-    """The fit cannot be done as asked."""
 
 
 def _solve_subset(
@@ -146,8 +144,8 @@ def residual_metrics(
     spectra: np.ndarray, references: np.ndarray, coefficients: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Residual sum of squares and sum of squared data per pixel, shape (P,) each."""
-    fitted = references.astype(spectra.dtype) @ coefficients
-    residual = spectra - fitted
+    residual = references.astype(spectra.dtype) @ coefficients
+    np.subtract(spectra, residual, out=residual)
     rss = np.einsum("ep,ep->p", residual, residual)
     total = np.einsum("ep,ep->p", spectra, spectra)
     return rss, total

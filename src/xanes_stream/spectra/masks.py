@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from skimage.filters import threshold_otsu
-from sklearn.cluster import KMeans
 
 
 def otsu_threshold(values: np.ndarray) -> float:
     """Otsu's threshold of the finite values (NaN when there are fewer than two distinct)."""
+    from skimage.filters import threshold_otsu
+
     finite = values[np.isfinite(values)]
     if finite.size < 2 or finite.min() == finite.max():
         return float("nan")
@@ -55,6 +55,8 @@ def kmeans_clusters(
     Labels are ordered by the mean of ``order_by`` (e.g. edge energy) in each cluster, so the
     same sample gives the same labels.
     """
+    from sklearn.cluster import KMeans  # slow to import: only when clustering
+
     labels = np.zeros(mask.shape, dtype=np.int16)
     inside = np.flatnonzero(mask & np.all(np.isfinite(features), axis=1))
     if n_clusters < 1 or inside.size < n_clusters:

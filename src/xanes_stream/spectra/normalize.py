@@ -10,12 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import NormalizationError
+
 #: Energies are centred on E0 and scaled by this (eV) in the polynomial fits, for conditioning.
 _SCALE = 100.0
-
-
-class NormalizationError(ValueError):
-    """The scan's energies do not allow the requested edge normalization."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +112,22 @@ def _in_window(energy: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return (energy >= window[0] - 1e-6) & (energy <= window[1] + 1e-6)
 
 
+def larch_rows(energy: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """Indices of a pre- or post-edge window as Larch picks them.
+
+    From the last energy at or below the start to the energy nearest the end, end excluded,
+    and at least two points.
+    """
+    start = max(int(np.searchsorted(energy, window[0] + 1e-9, side="right")) - 1, 0)
+    stop = int(np.argmin(np.abs(energy - window[1])))
+    if stop - start < 2:
+        stop = min(energy.size, start + 2)
+    return np.arange(start, stop)
+
+
 def _check_points(energy: np.ndarray, windows: EdgeWindows) -> None:
-    n_pre = int(_in_window(energy, windows.pre).sum())
-    n_post = int(_in_window(energy, windows.post).sum())
+    n_pre = int((_in_window(energy, windows.pre)).sum())
+    n_post = int((_in_window(energy, windows.post)).sum())
     n_fit = int(_in_window(energy, windows.fit).sum())
     if n_pre < 2:
         raise NormalizationError(
@@ -146,7 +157,7 @@ class EdgeOperator:
     windows: EdgeWindows
     energy: np.ndarray
     coefficients: np.ndarray  # (3, n_energy): pre offset, pre slope, edge step
-    fit_index: np.ndarray  # indices of the fit energies
+    fit_index: slice  # the fit energies: a contiguous window
     pre_design_fit: np.ndarray  # (n_fit, 2): pre-edge line at the fit energies
 
     @classmethod
@@ -154,8 +165,8 @@ class EdgeOperator:
         energy = np.asarray(energy, dtype=np.float64)
         x = (energy - windows.e0) / _SCALE
         n = energy.size
-        pre_rows = np.flatnonzero(_in_window(energy, windows.pre))
-        post_rows = np.flatnonzero(_in_window(energy, windows.post))
+        pre_rows = larch_rows(energy, windows.pre)
+        post_rows = larch_rows(energy, windows.post)
         pre_design = np.stack([np.ones(n), x], axis=1)  # line at every energy
         pre_op = np.zeros((2, n))
         pre_op[:, pre_rows] = np.linalg.pinv(pre_design[pre_rows])
@@ -165,7 +176,8 @@ class EdgeOperator:
         select_post[np.arange(post_rows.size), post_rows] = 1.0
         minus_pre = select_post - pre_design[post_rows] @ pre_op
         step_op = np.linalg.pinv(post_design)[0] @ minus_pre
-        fit_index = np.flatnonzero(_in_window(energy, windows.fit))
+        fit_rows = np.flatnonzero(_in_window(energy, windows.fit))
+        fit_index = slice(int(fit_rows[0]), int(fit_rows[-1]) + 1)
         return cls(
             windows=windows,
             energy=energy,
@@ -194,7 +206,7 @@ class EdgeOperator:
         x = (self.energy - self.windows.e0) / _SCALE
         pre_design = np.stack([np.ones_like(x), x], axis=1)
         pre = pre_design @ (self.coefficients[:2] @ mu)
-        post_rows = np.flatnonzero(_in_window(self.energy, self.windows.post))
+        post_rows = larch_rows(self.energy, self.windows.post)
         vander = np.vander(x[post_rows], self.windows.post_order + 1, increasing=True)
         post_coefs = np.linalg.pinv(vander) @ (mu - pre)[post_rows]
         post = pre + np.vander(x, self.windows.post_order + 1, increasing=True) @ post_coefs

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ReferenceError
 from .normalize import edge_windows, find_e0, normalize
 
 #: Column names that hold a measured absorption, most preferred first.
 _MU_COLUMNS = ("norm", "flat", "mu", "mutrans", "mufluor", "murefer")
 #: Energies below this are taken to be in keV.
 _KEV_LIMIT = 200.0
-
-
-class ReferenceError(ValueError):
-    """A reference spectrum is unreadable or cannot be used for this scan."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,8 @@ def read_reference(
     if np.nanmax(energy) < _KEV_LIMIT:
         energy = energy * 1000.0
     mu = table[:, mu_column]
+    order = np.argsort(energy, kind="stable")
+    energy, mu = energy[order], mu[order]
     if normalized is None:
         normalized = looks_normalized(energy, mu)
     return Reference(

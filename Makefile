@@ -1,0 +1,34 @@
+# The two commands a new user needs: `make demo` and `make test`. Each creates or reuses .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench lint format clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "xanes-stream needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)  ## run the main job end to end on embedded defaults
+	$(BIN)/xanes-stream demo
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)  ## benchmarks beside PyXAS and the memory-bandwidth floor
+	$(BIN)/python benchmarks/bench_analyze.py
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

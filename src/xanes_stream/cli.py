@@ -1,0 +1,213 @@
+"""Command line: ``xanes-stream analyze | example-stack`` (and the service commands)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import XanesStreamError
+
+log = logging.getLogger("xanes_stream")
+
+
+def _parse_reference(text: str):
+    from .spectra.references import bundled_reference, read_reference
+
+    if "=" in text:
+        name, path = text.split("=", 1)
+        return read_reference(path, name.strip())
+    return bundled_reference(text.strip())
+
+
+def _parse_energies(text: str | None) -> np.ndarray | None:
+    if text is None:
+        return None
+    path = Path(text)
+    if path.is_file():
+        return np.loadtxt(path, delimiter=None, ndmin=1, comments="#").ravel()
+    try:
+        return np.array([float(v) for v in text.replace(",", " ").split()])
+    except ValueError:
+        raise XanesStreamError(
+            f"--energies {text!r} is neither a file nor a list of numbers"
+        ) from None
+
+
+class _Bars:
+    """tqdm bars per analysis stage; they appear only for work longer than a second."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self._bars.get(stage)
+        if bar is None:
+            labels = {"register": "registering frames", "fit": "fitting pixel blocks"}
+            bar = self._tqdm(total=total, desc=labels.get(stage, stage), delay=1.0, leave=False)
+            self._bars[stage] = bar
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import analyze
+    from .files import read_stack, write_maps
+    from .settings import load_settings
+
+    settings = load_settings(args.settings)
+    references = [_parse_reference(r) for r in args.reference]
+    if not references:
+        raise XanesStreamError("give at least one --reference NAME=FILE (or a bundled NAME)")
+    stack = read_stack(
+        args.stack, energies=_parse_energies(args.energies), flat_field=args.flat_field
+    )
+    for note in stack.notes:
+        log.info("%s", note)
+    bars = _Bars()
+    try:
+        maps = analyze(
+            stack.frames,
+            stack.energies,
+            references,
+            dark=stack.dark,
+            flat=stack.flat,
+            mode=args.mode,
+            settings=settings,
+            progress=bars,
+        )
+    finally:
+        bars.close()
+    maps.metadata["source"] = str(args.stack)
+    write_maps(maps, args.out)
+    _print_summary(maps, stack.frames.shape)
+    print(f"maps written to {args.out}")
+    if args.plot:
+        from .plotting import plot_maps
+
+        plot_maps(maps, args.plot, title=Path(args.stack).name)
+        print(f"figure written to {args.plot}")
+    return 0
+
+
+def _print_summary(maps, shape) -> None:
+    summary = maps.summary()
+    timings = maps.metadata["timings"]
+    n, ny, nx = shape
+    print(f"analysed {n} x {ny} x {nx} in {timings['total']:.2f} s")
+    for note in maps.metadata["notes"]:
+        print(f"  note: {note}")
+    width = max(len(n) for n in maps.reference_names) + 2
+    print(f"{'reference':<{width}} mean fraction in mask")
+    for name, value in summary["mean_fractions"].items():
+        print(f"{name:<{width}} {value:.3f}")
+    share = summary["mask_pixels"] / (ny * nx)
+    print(
+        f"median R-factor in mask: {summary['median_r_factor']:.4g}; "
+        f"pixels in mask: {summary['mask_pixels']} ({share:.0%})"
+    )
+
+
+def cmd_example_stack(args: argparse.Namespace) -> int:
+    from .files.example import write_example_stack
+
+    path = write_example_stack(
+        args.out, shape=(args.size, args.size), seed=args.seed, references=tuple(args.references)
+    )
+    print(f"example stack written to {path} (FXI layout: X_eng in keV, img_xanes transmission)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Offline demo: make an example stack, analyse it, write maps and a figure."""
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    stack = out / "example_stack.h5"
+    cmd_example_stack(
+        argparse.Namespace(out=stack, size=256, seed=0, references=["NiO", "LiNiO2", "Ni"])
+    )
+    return cmd_analyze(
+        argparse.Namespace(
+            stack=stack,
+            reference=["NiO", "LiNiO2", "Ni"],
+            out=out / "maps.h5",
+            settings=None,
+            plot=out / "maps.png",
+            energies=None,
+            mode="transmission",
+            flat_field="auto",
+        )
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xanes-stream", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("analyze", help="chemical maps of a stack file")
+    p.add_argument("stack", help="HDF5 (FXI/PyXAS layout) or multi-page TIFF")
+    p.add_argument(
+        "--reference",
+        "-r",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="reference spectrum (repeat); a bare NAME takes a bundled one (NiO, LiNiO2, Ni, Cu)",
+    )
+    p.add_argument("--out", "-o", required=True, help="maps file to write (HDF5)")
+    p.add_argument("--settings", help="YAML file of analysis settings")
+    p.add_argument("--plot", help="save a figure of the maps (PNG)")
+    p.add_argument("--energies", help="energies (eV or keV): a text file or a list")
+    p.add_argument(
+        "--mode", default="transmission", choices=["transmission", "fluorescence", "absorbance"]
+    )
+    p.add_argument(
+        "--flat-field",
+        default="auto",
+        choices=["auto", "apply", "skip"],
+        help="use img_bkg/img_dark of an HDF5 stack (auto: only on raw counts)",
+    )
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("example-stack", help="write a synthetic Ni K-edge stack to try things")
+    p.add_argument("out", help="HDF5 file to write")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--references", nargs="+", default=["NiO", "LiNiO2", "Ni"])
+    p.set_defaults(func=cmd_example_stack)
+
+    p = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
+    p.add_argument("--output", default="demo-output", help="folder for what the demo writes")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return args.func(args)
+    except XanesStreamError as exc:
+        print(f"xanes-stream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xanes-stream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
