@@ -21,8 +21,8 @@ from .errors import AnalysisError
 from .imaging.registration import register_stack
 from .maps import Maps
 from .settings import AnalysisSettings, load_settings
-from .spectra.features import edge_energy, peak_energy
-from .spectra.fit import residual_metrics, solve
+from .spectra.features import derivative_operator, edge_energy, peak_energy
+from .spectra.fit import solve
 from .spectra.masks import kmeans_clusters, quality_mask
 from .spectra.normalize import EdgeOperator, edge_windows, find_e0, larch_rows
 from .spectra.references import Reference, reference_matrix
@@ -38,7 +38,12 @@ _WORKERS = 2
 
 @dataclass(frozen=True)
 class _Plan:
-    """What the blocks need to know, decided once per stack."""
+    """What the blocks need to know, decided once per stack.
+
+    Everything but the residual is linear in mu, so one matrix of functionals (``functionals``,
+    applied to the raw block) gives the pre-edge line, the edge step, R'mu and the principal
+    component scores; small corrections then refer them to the normalized spectra.
+    """
 
     order: np.ndarray  # input frame index per sorted position (valid frames only)
     group_starts: np.ndarray  # first sorted position of each unique energy
@@ -48,11 +53,19 @@ class _Plan:
     operator: EdgeOperator
     basis: np.ndarray  # (n_fit, k) references on the fit energies
     gram: np.ndarray
-    pca_mean: np.ndarray
-    pca_basis: np.ndarray  # (n_fit, q)
+    functionals: np.ndarray  # (3 + k + q + 1, n): pre offset, slope, step, R', P', sentinel
+    basis_pre: np.ndarray  # (k, 2): R' A_fit
+    pca_pre: np.ndarray  # (q, 2): P' A_fit
+    pca_offset: np.ndarray  # (q,): P' mean
+    model: np.ndarray  # (n_fit, 2 + k): [A_fit, R]
     pre_rows: np.ndarray
     edge_window: tuple[float, float]
     peak_window: tuple[float, float]
+    derivative: tuple | None  # features.derivative_operator on the fit energies
+
+    @property
+    def k(self) -> int:
+        return self.basis.shape[1]
 
 
 def _as_references(references: ReferencesLike) -> list[Reference]:
@@ -251,7 +264,7 @@ def analyze(
     # The main pass, block by block.
     t0 = time.perf_counter()
     k = plan.basis.shape[1]
-    q = plan.pca_basis.shape[1]
+    q = plan.pca_pre.shape[0]
     out = {
         "fractions": np.full((k, ny, nx), np.nan, dtype=np.float32),
         "thickness": np.full((ny, nx), np.nan, dtype=np.float32),
@@ -261,7 +274,7 @@ def analyze(
         "edge_energy": np.full((ny, nx), np.nan, dtype=np.float32),
         "peak_energy": np.full((ny, nx), np.nan, dtype=np.float32),
         "valid": np.zeros((ny, nx), dtype=bool),
-        "features": np.zeros((ny * nx, q), dtype=np.float32),
+        "features": np.zeros((q, ny * nx), dtype=np.float32),  # component-major
     }
     rows_per_block = max(1, settings.block_pixels // nx)
     blocks = [slice(r, min(r + rows_per_block, ny)) for r in range(0, ny, rows_per_block)]
@@ -288,7 +301,7 @@ def analyze(
     )
     mask &= valid
     clusters = kmeans_clusters(
-        out["features"],
+        out["features"].T,
         mask.ravel(),
         settings.mask.n_clusters,
         order_by=out["edge_energy"].ravel(),
@@ -386,13 +399,25 @@ def _make_plan(settings, refs, energies, order, starts, counts, mode, sample_mu)
     q = min(settings.mask.cluster_components, y.shape[0], max(1, y.shape[1]))
     if y.shape[1] >= 2:
         pca_mean = y.mean(axis=1)
-        u, _, _ = np.linalg.svd(y - pca_mean[:, None], full_matrices=False)
-        pca_basis = u[:, :q]
+        centred = (y - pca_mean[:, None]).astype(np.float64)
+        _, vectors = np.linalg.eigh(centred @ centred.T)  # small: n_fit x n_fit
+        pca_basis = vectors[:, ::-1][:, :q]
     else:
         pca_mean = np.zeros(operator.fit_energy.size)
         pca_basis = np.eye(operator.fit_energy.size)[:, :q]
     features = settings.features
+    edge_window = (e0 + features.edge_window[0], e0 + features.edge_window[1])
     pre_rows = larch_rows(energies, windows.pre)
+    fit = operator.fit_index
+    n = energies.size
+    embed = np.zeros((n, basis.shape[1] + pca_basis.shape[1]))
+    embed[fit] = np.hstack([basis, pca_basis])
+    touched = np.zeros(n)  # the last row sums every energy a map reads: a NaN sentinel
+    touched[fit] = 1.0
+    touched[pre_rows[0] : pre_rows[-1] + 1] = 1.0
+    touched[larch_rows(energies, windows.post)] = 1.0
+    functionals = np.vstack([operator.coefficients, embed.T, touched])
+    pre_fit = operator.pre_design_fit
     return _Plan(
         order=order,
         group_starts=starts,
@@ -402,78 +427,158 @@ def _make_plan(settings, refs, energies, order, starts, counts, mode, sample_mu)
         operator=operator,
         basis=basis,
         gram=basis.T @ basis,
-        pca_mean=pca_mean.astype(np.float32),
-        pca_basis=pca_basis.astype(np.float32),
+        functionals=functionals.astype(np.float32),
+        basis_pre=(basis.T @ pre_fit).astype(np.float32),
+        pca_pre=(pca_basis.T @ pre_fit).astype(np.float32),
+        pca_offset=(pca_basis.T @ pca_mean).astype(np.float32),
+        model=np.hstack([pre_fit, basis]).astype(np.float32),
         pre_rows=pre_rows,
-        edge_window=(e0 + features.edge_window[0], e0 + features.edge_window[1]),
+        edge_window=edge_window,
         peak_window=(e0 + features.peak_window[0], e0 + features.peak_window[1]),
+        derivative=derivative_operator(operator.fit_energy, edge_window),
     )
+
+
+def _block_mu(source, rows: slice, plan: _Plan, corrections) -> np.ndarray:
+    """The block's mu (n_energy, P) as float32: a view of the source when nothing needs doing."""
+    dark, flat, i0 = corrections
+    order = plan.order
+    n_source, _, nx = source.shape
+    identity = order.size == n_source and np.array_equal(order, np.arange(n_source))
+    plain = dark is None and flat is None and i0 is None and plan.mode == "absorbance"
+    if (
+        identity
+        and plain
+        and isinstance(source, np.ndarray)
+        and source.dtype == np.float32
+        and source.flags.c_contiguous
+        and plan.group_starts.size == n_source
+    ):
+        return source.reshape(n_source, -1)[:, rows.start * nx : rows.stop * nx]
+    block = np.array(source[:, rows] if identity else source[order, rows], dtype=np.float32)
+    _correct(block, order, rows, dark, flat, i0, plan.mode)
+    return _average_groups(block.reshape(block.shape[0], -1), plan.group_starts, plan.group_counts)
 
 
 def _analyze_block(source, rows: slice, plan: _Plan, corrections, settings, out) -> None:
     """Every per-pixel map of the rows ``rows``, written into ``out``."""
-    dark, flat, i0 = corrections
-    order = plan.order
-    if order.size == source.shape[0] and np.all(order == np.arange(order.size)):
-        block = np.array(source[:, rows], dtype=np.float32)
-    else:
-        block = np.asarray(source[order, rows], dtype=np.float32)
-    _correct(block, order, rows, dark, flat, i0, plan.mode)
-    n_block, ny_b, nx = block.shape
-    mu = _average_groups(block.reshape(n_block, ny_b * nx), plan.group_starts, plan.group_counts)
-    bad = _fill_bad(mu)
-    spectra, step = plan.operator.apply(mu)
-    k = plan.basis.shape[1]
-    n_fit = spectra.shape[0]
-    h = plan.basis.T.astype(np.float32) @ spectra
-    coefficients = solve(
-        plan.gram,
-        h,
-        settings.fit.method,
-        sum_to_one=settings.fit.sum_to_one == "constrain",
-        admm_iterations=settings.fit.admm_iterations,
-        admm_rho=settings.fit.admm_rho,
-    )
-    rss, total = residual_metrics(spectra, plan.basis, coefficients)
-    valid = (bad <= settings.max_bad_fraction * mu.shape[0]) & np.isfinite(step) & (step != 0)
-    valid &= np.all(np.isfinite(coefficients), axis=0)
-    if settings.fit.sum_to_one == "normalize":
-        with np.errstate(divide="ignore", invalid="ignore"):
+    mu = _block_mu(source, rows, plan, corrections)
+    with np.errstate(invalid="ignore", over="ignore"):
+        linear = plan.functionals @ mu
+    bad = np.zeros(mu.shape[1], dtype=np.int64)
+    # The sentinel row sums every energy a map reads: finite means nothing needs filling.
+    if not np.isfinite(linear[-1]).all():
+        mu = np.array(mu)  # never fill bad values in the caller's array
+        bad = _fill_bad(mu)
+        linear = plan.functionals @ mu
+    k = plan.k
+    fit = plan.operator.fit_index
+    n_fit = plan.model.shape[0]
+    pre, step = linear[:2], linear[2]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inverse_step = 1.0 / step
+        h = (linear[3 : 3 + k] - plan.basis_pre @ pre) * inverse_step
+        coefficients = solve(
+            plan.gram,
+            h,
+            settings.fit.method,
+            sum_to_one=settings.fit.sum_to_one == "constrain",
+            admm_iterations=settings.fit.admm_iterations,
+            admm_rho=settings.fit.admm_rho,
+        ).astype(np.float32, copy=False)
+        rss = _residual_sum_of_squares(mu[fit], plan.model, np.vstack([pre, coefficients * step]))
+        rss *= inverse_step**2
+        gram_c = plan.gram.astype(np.float32) @ coefficients
+        total = rss + np.einsum("kp,kp->p", coefficients, 2 * h - gram_c)  # ||normalized||^2
+        valid = (bad <= settings.max_bad_fraction * mu.shape[0]) & np.isfinite(step) & (step != 0)
+        valid &= np.all(np.isfinite(coefficients), axis=0)
+        if settings.fit.sum_to_one == "normalize":
             coefficients = coefficients / coefficients.sum(axis=0)  # NaN where nothing fits
-    noise = _pre_edge_noise(mu, plan, step)
-    with np.errstate(divide="ignore", invalid="ignore"):
+        noise = _pre_edge_noise(mu, pre, step, plan)
         maps = {
             "thickness": step,
             "error": np.sqrt(rss / n_fit),
             "r_factor": rss / total,
             "chi2_red": rss / (max(n_fit - k, 1) * noise),
-            "edge_energy": edge_energy(
-                spectra, plan.operator.fit_energy, plan.edge_window, settings.features.edge_method
-            ),
-            "peak_energy": peak_energy(spectra, plan.operator.fit_energy, plan.peak_window),
+            "edge_energy": _edge_energy(mu, pre, inverse_step, plan, settings),
+            "peak_energy": _peak_energy(mu, pre, plan),
         }
-    shape = (ny_b, nx)
+        features = (linear[3 + k : -1] - plan.pca_pre @ pre) * inverse_step
+        features -= plan.pca_offset[:, None]
+    ny_b = rows.stop - rows.start
+    shape = (ny_b, mu.shape[1] // ny_b)
     for name, values in maps.items():
         out[name][rows] = np.where(valid, values, np.nan).reshape(shape)
     out["fractions"][:, rows] = np.where(valid, coefficients, np.nan).reshape((k, *shape))
     out["valid"][rows] = valid.reshape(shape)
-    start = rows.start * nx
-    features = plan.pca_basis.T @ (spectra - plan.pca_mean[:, None])
-    out["features"][start : start + ny_b * nx] = np.where(valid, features, np.nan).T
+    start = rows.start * shape[1]
+    out["features"][:, start : start + mu.shape[1]] = np.where(valid, features, np.nan)
 
 
-def _pre_edge_noise(mu: np.ndarray, plan: _Plan, step: np.ndarray) -> np.ndarray:
+def _residual_sum_of_squares(mu: np.ndarray, model: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """sum((mu - model @ z)^2) per pixel, in chunks of energies that stay in cache."""
+    rss = np.zeros(mu.shape[1], dtype=np.float32)
+    for start in range(0, mu.shape[0], 32):
+        part = model[start : start + 32] @ z
+        np.subtract(mu[start : start + 32], part, out=part)
+        rss += np.einsum("ep,ep->p", part, part)
+    return rss
+
+
+def _window_normalized(mu, pre, inverse_step, plan: _Plan, window) -> tuple[np.ndarray, slice]:
+    """Normalized spectra on the fit energies inside ``window`` (plus one energy each side)."""
+    energy = plan.operator.fit_energy
+    inside = np.flatnonzero((energy >= window[0]) & (energy <= window[1]))
+    if inside.size == 0:
+        return np.empty((0, mu.shape[1]), dtype=np.float32), slice(0, 0)
+    local = slice(max(inside[0] - 1, 0), min(inside[-1] + 2, energy.size))
+    fit = plan.operator.fit_index
+    rows = slice(fit.start + local.start, fit.start + local.stop)
+    values = mu[rows] - plan.model[local, :2] @ pre
+    if inverse_step is not None:
+        values *= inverse_step
+    return values, local
+
+
+def _edge_energy(mu, pre, inverse_step, plan: _Plan, settings) -> np.ndarray:
+    """E0 per pixel. The derivative's maximum does not depend on the pre-edge line or a
+    positive step, so that method works on mu minus the line, unscaled."""
+    method = settings.features.edge_method
+    if method == "half_height":
+        values, local = _window_normalized(mu, pre, inverse_step, plan, plan.edge_window)
+        return edge_energy(values, plan.operator.fit_energy[local], plan.edge_window, method)
+    # the derivative's maximum needs no pre-edge line: it works on mu as it is
+    return edge_energy(
+        mu[plan.operator.fit_index],
+        plan.operator.fit_energy,
+        plan.edge_window,
+        operator=plan.derivative,
+    )
+
+
+def _peak_energy(mu, pre, plan: _Plan) -> np.ndarray:
+    """White line of mu minus the pre-edge line; its offset cannot move a maximum, so only
+    the slope is subtracted."""
+    energy = plan.operator.fit_energy
+    inside = np.flatnonzero((energy >= plan.peak_window[0]) & (energy <= plan.peak_window[1]))
+    if inside.size == 0:
+        return np.full(mu.shape[1], np.nan, dtype=np.float32)
+    local = slice(max(inside[0] - 1, 0), min(inside[-1] + 2, energy.size))
+    fit = plan.operator.fit_index
+    x = plan.model[local, 1]  # scaled energy of the pre-edge line
+    values = mu[fit.start + local.start : fit.start + local.stop] - np.multiply.outer(x, pre[1])
+    return peak_energy(values, energy[local], plan.peak_window)
+
+
+def _pre_edge_noise(mu: np.ndarray, pre: np.ndarray, step: np.ndarray, plan: _Plan) -> np.ndarray:
     """Variance of normalized spectra, estimated from the scatter about the pre-edge line."""
     rows = plan.pre_rows
     if rows.size < 4:
         return np.full(mu.shape[1], np.nan, dtype=np.float32)
-    coefs = plan.operator.coefficients[:2].astype(np.float32) @ mu
     x = (plan.energies[rows] - plan.operator.windows.e0) / 100.0
     design = np.stack([np.ones_like(x), x], axis=1).astype(np.float32)
-    residual = mu[rows] - design @ coefs
-    variance = np.einsum("ep,ep->p", residual, residual) / (rows.size - 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return variance / (step * step)
+    residual = mu[rows[0] : rows[-1] + 1] - design @ pre
+    return np.einsum("ep,ep->p", residual, residual) / ((rows.size - 2) * step * step)
 
 
 def _mean_spectrum(plan: _Plan, sample_mu, sample_mask, settings) -> tuple[np.ndarray, np.ndarray]:

@@ -82,7 +82,7 @@ class AnalysisSettings(_Section):
     fit: FitSettings = FitSettings()
     features: FeatureSettings = FeatureSettings()
     mask: MaskSettings = MaskSettings()
-    block_pixels: int = Field(8192, ge=256, description="pixels processed per block")
+    block_pixels: int = Field(32_768, ge=256, description="pixels processed per block")
     max_bad_fraction: float = Field(
         0.1, ge=0, le=1, description="pixels with more non-finite values than this are invalid"
     )

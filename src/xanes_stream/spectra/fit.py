@@ -27,22 +27,32 @@ FitMethod = Literal["lstsq", "nnls", "admm"]
 MAX_NNLS_REFERENCES = 10
 
 
-def _solve_subset(
-    G: np.ndarray, h: np.ndarray, subset: tuple[int, ...], sum_to_one: bool
-) -> np.ndarray:
-    """Least squares on the references in ``subset`` (others zero), in Gram form."""
+def _subset_operator(
+    G: np.ndarray, subset: tuple[int, ...], sum_to_one: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(M, v) with ``c = M @ h + v`` the least squares on ``subset`` (others zero), Gram form."""
+    k = G.shape[0]
     idx = list(subset)
-    G_s = G[np.ix_(idx, idx)]
-    G_inv = np.linalg.pinv(G_s)
-    c = G_inv @ h[idx]
+    G_inv = np.linalg.pinv(G[np.ix_(idx, idx)])
+    M = np.zeros((k, k))
+    v = np.zeros(k)
     if sum_to_one:
         ones = np.ones(len(idx))
         g1 = G_inv @ ones
         denom = ones @ g1
         if abs(denom) < 1e-300:
             raise FitError("references are degenerate: sum-to-one constraint cannot be met")
-        c = c - np.outer(g1, (ones @ c - 1.0) / denom)
-    return c
+        # c = G_inv h - g1 (1'G_inv h - 1) / denom
+        M[np.ix_(idx, idx)] = G_inv - np.outer(g1, ones @ G_inv) / denom
+        v[idx] = g1 / denom
+    else:
+        M[np.ix_(idx, idx)] = G_inv
+    return M, v
+
+
+def _solve_subset(G, h, subset, sum_to_one) -> np.ndarray:
+    M, v = _subset_operator(G, subset, sum_to_one)
+    return M.astype(h.dtype) @ h + v.astype(h.dtype)[:, None]
 
 
 def solve(
@@ -53,7 +63,7 @@ def solve(
     sum_to_one: bool = False,
     admm_iterations: int = 200,
     admm_rho: float | None = None,
-    admm_tolerance: float = 1e-5,
+    admm_tolerance: float = 1e-4,
 ) -> np.ndarray:
     """Coefficients (k, P) minimising ``||R c - y||^2`` per pixel, given ``G`` and ``h``."""
     k = G.shape[0]
@@ -72,32 +82,35 @@ def solve(
 
 
 def _nnls_enumerate(G: np.ndarray, h: np.ndarray, sum_to_one: bool) -> np.ndarray:
+    """Exact (sum-to-one) NNLS: the best feasible least-squares solution over all supports."""
+    out_dtype = h.dtype
+    h = h.astype(np.float64)  # nearly collinear references: objectives differ by ~1e-6
     k, n_pixels = h.shape
     best = np.zeros_like(h)
     if sum_to_one:
         best_objective = np.full(n_pixels, np.inf, dtype=h.dtype)
     else:
         best_objective = np.zeros(n_pixels, dtype=h.dtype)  # the all-zero solution
+    G_h = G.astype(h.dtype)
     for size in range(1, k + 1):
         for subset in combinations(range(k), size):
-            c = _solve_subset(G, h, subset, sum_to_one).astype(h.dtype, copy=False)
-            feasible = np.all(c >= 0, axis=0)
-            if not feasible.any():
-                continue
-            idx = list(subset)
-            # objective c'Gc - 2c'h, relative to ||y||^2
-            objective = np.einsum("ip,ip->p", c, G[np.ix_(idx, idx)] @ c - 2.0 * h[idx])
-            better = feasible & (objective < best_objective)
-            if better.any():
-                best_objective = np.where(better, objective, best_objective)
-                best[:, better] = 0.0
-                best[np.ix_(idx, np.flatnonzero(better))] = c[:, better]
+            M, v = _subset_operator(G, subset, sum_to_one)
+            c = M.astype(h.dtype) @ h
+            if sum_to_one:
+                c += v.astype(h.dtype)[:, None]
+                # objective c'Gc - 2c'h (relative to ||y||^2)
+                objective = np.einsum("kp,kp->p", c, G_h @ c - 2 * h)
+            else:
+                objective = -np.einsum("kp,kp->p", c, h)  # = c'Gc - 2c'h at the optimum on S
+            better = (np.min(c, axis=0) >= 0) & (objective < best_objective)
+            best_objective = np.where(better, objective, best_objective)
+            best = np.where(better, c, best)
     if sum_to_one:
         # With collinear references a support may be infeasible everywhere; fall back to lstsq.
         missing = ~np.isfinite(best_objective)
         if missing.any():
             best[:, missing] = _solve_subset(G, h[:, missing], tuple(range(k)), True)
-    return best
+    return best.astype(out_dtype, copy=False)
 
 
 def project_simplex(v: np.ndarray) -> np.ndarray:
@@ -120,23 +133,42 @@ def _admm(
     rho: float | None,
     tolerance: float,
 ) -> np.ndarray:
-    """ADMM for min ||Rc - y||^2 with c >= 0 (and sum(c) = 1), in Gram form."""
+    """ADMM for min ||Rc - y||^2 with c >= 0 (and sum(c) = 1), in Gram form.
+
+    Over-relaxed (alpha = 1.6) with Boyd's stopping rule on the primal and dual residuals and
+    residual balancing of rho (each change re-inverts only a k x k matrix). rho starts at
+    sqrt(lambda_min * lambda_max) of G unless given.
+    """
     k = G.shape[0]
+    eigenvalues = np.linalg.eigvalsh(G)
     if rho is None:
-        rho = float(np.trace(G)) / k
-    system = np.linalg.inv(G + rho * np.eye(k)).astype(h.dtype)
+        rho = float(np.sqrt(max(eigenvalues[0], 1e-12 * eigenvalues[-1]) * eigenvalues[-1]))
+    alpha = 1.6
+    project = project_simplex if sum_to_one else (lambda v: np.maximum(v, 0.0))
     z = np.zeros_like(h)
-    u = np.zeros_like(h)
-    scale = max(1.0, float(np.sqrt(k)))
-    for _ in range(iterations):
+    u = np.zeros_like(h)  # scaled dual variable
+    system = np.linalg.inv(G + rho * np.eye(k)).astype(h.dtype)
+    for iteration in range(iterations):
         x = system @ (h + rho * (z - u))
-        v = x + u
-        z_new = project_simplex(v) if sum_to_one else np.maximum(v, 0.0)
-        u += x - z_new
-        change = float(np.max(np.abs(z_new - z))) if z.size else 0.0
-        z = z_new
-        if change < tolerance * scale:
-            break
+        relaxed = alpha * x + (1 - alpha) * z
+        z_new = project(relaxed + u)
+        u += relaxed - z_new
+        if iteration % 5 == 4 or iteration == iterations - 1:
+            primal = float(np.sqrt(np.max(np.sum((x - z_new) ** 2, axis=0))))
+            dual = rho * float(np.sqrt(np.max(np.sum((z_new - z) ** 2, axis=0))))
+            scale = max(float(np.sqrt(np.max(np.sum(z_new**2, axis=0)))), 1e-12)
+            # absolute part (Boyd's eps_abs) in units of the solution: float32 stalls near 1e-5
+            dual_scale = rho * max(float(np.sqrt(np.max(np.sum(u**2, axis=0)))), scale)
+            z = z_new
+            if primal < tolerance * scale and dual < tolerance * dual_scale:
+                break
+            if primal > 10 * dual or dual > 10 * primal:
+                factor = 2.0 if primal > dual else 0.5
+                rho *= factor
+                u /= factor
+                system = np.linalg.inv(G + rho * np.eye(k)).astype(h.dtype)
+        else:
+            z = z_new
     return z
 
 

@@ -39,6 +39,16 @@ def quality_mask(
     return mask, float(thickness_threshold), float(r_factor_threshold)
 
 
+def nearest_centre(features: np.ndarray, rows: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre for ``features[rows]``: |x - c|^2 = |c|^2 - 2 x.c + const."""
+    assigned = np.empty(rows.size, dtype=np.int16)
+    half_norms = 0.5 * np.einsum("kq,kq->k", centres, centres)
+    for start in range(0, rows.size, 262_144):
+        chunk = features[rows[start : start + 262_144]]
+        assigned[start : start + chunk.shape[0]] = np.argmax(chunk @ centres.T - half_norms, 1)
+    return assigned
+
+
 def kmeans_clusters(
     features: np.ndarray,
     mask: np.ndarray,
@@ -58,16 +68,13 @@ def kmeans_clusters(
     from sklearn.cluster import KMeans  # slow to import: only when clustering
 
     labels = np.zeros(mask.shape, dtype=np.int16)
-    inside = np.flatnonzero(mask & np.all(np.isfinite(features), axis=1))
+    inside = np.flatnonzero(mask & np.isfinite(features.sum(axis=1)))
     if n_clusters < 1 or inside.size < n_clusters:
         return labels
     rng = np.random.default_rng(seed)
     sample = inside if inside.size <= sample_size else rng.choice(inside, sample_size, False)
     model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[sample])
-    assigned = np.empty(inside.size, dtype=np.int16)
-    for start in range(0, inside.size, 262_144):
-        chunk = inside[start : start + 262_144]
-        assigned[start : start + chunk.size] = model.predict(features[chunk])
+    assigned = nearest_centre(features, inside, model.cluster_centers_.astype(np.float32))
     if order_by is not None:
         means = [np.nanmean(order_by[inside[assigned == c]]) for c in range(n_clusters)]
         rank = np.argsort(np.nan_to_num(means, nan=np.inf))
