@@ -32,6 +32,7 @@ ReferencesLike = Sequence[Reference] | Mapping[str, Reference | tuple[np.ndarray
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 _SAMPLE_PIXELS = 16_384
+_BLOCK_MAPS = ("thickness", "error", "r_factor", "chi2_red", "edge_energy", "peak_energy")
 _KEV_LIMIT = 200.0
 _WORKERS = 2
 
@@ -265,16 +266,12 @@ def analyze(
     t0 = time.perf_counter()
     k = plan.basis.shape[1]
     q = plan.pca_pre.shape[0]
+    # every pixel is written by exactly one block: no need to pre-fill
     out = {
-        "fractions": np.full((k, ny, nx), np.nan, dtype=np.float32),
-        "thickness": np.full((ny, nx), np.nan, dtype=np.float32),
-        "error": np.full((ny, nx), np.nan, dtype=np.float32),
-        "r_factor": np.full((ny, nx), np.nan, dtype=np.float32),
-        "chi2_red": np.full((ny, nx), np.nan, dtype=np.float32),
-        "edge_energy": np.full((ny, nx), np.nan, dtype=np.float32),
-        "peak_energy": np.full((ny, nx), np.nan, dtype=np.float32),
-        "valid": np.zeros((ny, nx), dtype=bool),
-        "features": np.zeros((q, ny * nx), dtype=np.float32),  # component-major
+        "fractions": np.empty((k, ny, nx), dtype=np.float32),
+        **{name: np.empty((ny, nx), dtype=np.float32) for name in _BLOCK_MAPS},
+        "valid": np.empty((ny, nx), dtype=bool),
+        "features": np.empty((q, ny * nx), dtype=np.float32),  # component-major
     }
     rows_per_block = max(1, settings.block_pixels // nx)
     blocks = [slice(r, min(r + rows_per_block, ny)) for r in range(0, ny, rows_per_block)]
@@ -301,7 +298,7 @@ def analyze(
     )
     mask &= valid
     clusters = kmeans_clusters(
-        out["features"].T,
+        out["features"],
         mask.ravel(),
         settings.mask.n_clusters,
         order_by=out["edge_energy"].ravel(),

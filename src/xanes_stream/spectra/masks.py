@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .features import argmax_rows
+
 
 def otsu_threshold(values: np.ndarray) -> float:
     """Otsu's threshold of the finite values (NaN when there are fewer than two distinct)."""
     from skimage.filters import threshold_otsu
 
+    values = np.ravel(values)
+    if values.size > 1_000_000:  # the histogram of a regular subsample is as good
+        values = values[:: values.size // 1_000_000 + 1]
     finite = values[np.isfinite(values)]
     if finite.size < 2 or finite.min() == finite.max():
         return float("nan")
@@ -39,14 +44,14 @@ def quality_mask(
     return mask, float(thickness_threshold), float(r_factor_threshold)
 
 
-def nearest_centre(features: np.ndarray, rows: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre for ``features[rows]``: |x - c|^2 = |c|^2 - 2 x.c + const."""
-    assigned = np.empty(rows.size, dtype=np.int16)
+def nearest_centre(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre for every column of ``features`` (q, P).
+
+    |x - c|^2 = |x|^2 - 2 x.c + |c|^2, so the nearest centre maximises x.c - |c|^2 / 2.
+    """
     half_norms = 0.5 * np.einsum("kq,kq->k", centres, centres)
-    for start in range(0, rows.size, 262_144):
-        chunk = features[rows[start : start + 262_144]]
-        assigned[start : start + chunk.shape[0]] = np.argmax(chunk @ centres.T - half_norms, 1)
-    return assigned
+    scores = centres @ features - half_norms[:, None]  # (k, P)
+    return argmax_rows(scores).astype(np.int16)
 
 
 def kmeans_clusters(
@@ -60,7 +65,7 @@ def kmeans_clusters(
 ) -> np.ndarray:
     """K-means labels per pixel: 0 outside ``mask``, 1..k inside.
 
-    ``features`` is (P, q), e.g. normalized spectra projected on their principal components.
+    ``features`` is (q, P), e.g. normalized spectra projected on their principal components.
     K-means is fitted on a random sample of masked pixels and then assigns every masked pixel.
     Labels are ordered by the mean of ``order_by`` (e.g. edge energy) in each cluster, so the
     same sample gives the same labels.
@@ -68,18 +73,18 @@ def kmeans_clusters(
     from sklearn.cluster import KMeans  # slow to import: only when clustering
 
     labels = np.zeros(mask.shape, dtype=np.int16)
-    inside = np.flatnonzero(mask & np.isfinite(features.sum(axis=1)))
+    usable = mask & np.isfinite(features.sum(axis=0))
+    inside = np.flatnonzero(usable)
     if n_clusters < 1 or inside.size < n_clusters:
         return labels
     rng = np.random.default_rng(seed)
     sample = inside if inside.size <= sample_size else rng.choice(inside, sample_size, False)
-    model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[sample])
-    assigned = nearest_centre(features, inside, model.cluster_centers_.astype(np.float32))
+    model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[:, sample].T)
+    assigned = nearest_centre(features, model.cluster_centers_.astype(features.dtype))
     if order_by is not None:
-        means = [np.nanmean(order_by[inside[assigned == c]]) for c in range(n_clusters)]
+        means = [np.nanmean(order_by[usable & (assigned == c)]) for c in range(n_clusters)]
         rank = np.argsort(np.nan_to_num(means, nan=np.inf))
         relabel = np.empty(n_clusters, dtype=np.int16)
         relabel[rank] = np.arange(n_clusters, dtype=np.int16)
         assigned = relabel[assigned]
-    labels[inside] = assigned + 1
-    return labels
+    return np.where(usable, assigned + 1, 0).astype(np.int16)
