@@ -149,6 +149,75 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _tiled_client(args: argparse.Namespace):
+    import os
+
+    from tiled.client import from_uri
+
+    key = os.environ.get("XANES_TILED_API_KEY")
+    if not key:
+        raise XanesStreamError("set XANES_TILED_API_KEY to the Tiled server's API key")
+    try:
+        return from_uri(args.tiled_uri, api_key=key)
+    except Exception as exc:
+        raise XanesStreamError(f"cannot reach Tiled at {args.tiled_uri}: {exc}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .service import ServiceConfig, XanesService
+
+    config = ServiceConfig(
+        tiled_uri=args.tiled_uri,
+        zmq_address=args.zmq,
+        profile=args.profile,
+        results_root=args.root,
+        allowed_roots=args.allowed_root,
+        allow_pickle=args.allow_pickle,
+    )
+    if config.api_key is None:
+        raise XanesStreamError("set XANES_TILED_API_KEY: results are written with it")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    service = XanesService(config).start()
+    try:
+        while not stop.wait(60):
+            log.info("status: %s", service.status())
+    finally:
+        service.stop()
+    return 0
+
+
+def cmd_references(args: argparse.Namespace) -> int:
+    from .store.tiled_store import TiledResultStore
+
+    store = TiledResultStore(_tiled_client(args))
+    if args.action == "add":
+        if args.name and len(args.files) != 1:
+            raise XanesStreamError("--name goes with exactly one file")
+        from .spectra.references import read_reference
+
+        for path in args.files:
+            reference = read_reference(path, args.name)
+            uri = store.add_reference(reference)
+            kind = "normalized" if reference.normalized else "raw"
+            print(
+                f"added {reference.name} ({kind}, {reference.energy.size} points, "
+                f"{reference.energy[0]:.0f}-{reference.energy[-1]:.0f} eV): {uri}"
+            )
+    else:
+        library = (
+            store.client[store.references_root] if store.references_root in store.client else {}
+        )
+        for name in library:
+            md = library[name].metadata
+            print(f"{name}: {'normalized' if md.get('normalized') else 'raw'}, {md.get('source')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xanes-stream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -185,6 +254,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--references", nargs="+", default=["NiO", "LiNiO2", "Ni"])
     p.set_defaults(func=cmd_example_stack)
+
+    p = sub.add_parser("serve", help="analyse live energy scans from 0MQ into Tiled")
+    p.add_argument("--profile", default="sim", help="bundled profile name or a YAML file")
+    p.add_argument("--tiled-uri", default="http://127.0.0.1:8000")
+    p.add_argument("--zmq", default="127.0.0.1:5578", help="0MQ proxy output, host:port")
+    p.add_argument("--root", default="xanes", help="Tiled container for the maps")
+    p.add_argument(
+        "--allowed-root",
+        action="append",
+        default=[],
+        help="folder detector files may be read from (repeat)",
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept pickled documents (unsafe: only on a trusted network)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("references", help="the reference library in Tiled (/references)")
+    p.add_argument("action", choices=["add", "list"])
+    p.add_argument("files", nargs="*", help="spectra to add (XDI or two-column text)")
+    p.add_argument("--name", help="library name (default: the file's stem)")
+    p.add_argument("--tiled-uri", default="http://127.0.0.1:8000")
+    p.set_defaults(func=cmd_references)
 
     p = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
     p.add_argument("--output", default="demo-output", help="folder for what the demo writes")

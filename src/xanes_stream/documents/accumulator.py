@@ -1,0 +1,140 @@
+"""One energy scan's frames as they arrive: corrected, registered, stacked.
+
+The accumulator knows nothing of 0MQ or Tiled: it takes frames with their energies and turns
+them into an aligned optical-density stack, so that at the stop document only the fit remains.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..imaging.registration import FrameRegistrar
+from ..settings import AnalysisSettings
+from .codec import DocumentError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanAccumulator:
+    """Frames of one scan: dark and flat first (if any), then primary frames in order.
+
+    Primary frames that arrive before the flat are held raw and processed when it comes (or at
+    :meth:`finish`). ``mode`` is transmission (``-ln`` after flat-field), fluorescence
+    (divided by I0) or absorbance (as is).
+    """
+
+    settings: AnalysisSettings
+    mode: str = "transmission"
+    expected: int | None = None
+    needs_flat: bool = True
+    label: str = ""
+    _dark: list = field(default_factory=list)
+    _flat: list = field(default_factory=list)
+    _held: list = field(default_factory=list)
+    _frames: list = field(default_factory=list)
+    _energies: list = field(default_factory=list)
+    _shifts: list = field(default_factory=list)
+    _registrar: FrameRegistrar | None = None
+    _shape: tuple | None = None
+    bad_frames: int = 0
+
+    def __post_init__(self) -> None:
+        self._registrar = FrameRegistrar(self.settings.registration)
+
+    @property
+    def received(self) -> int:
+        return len(self._frames) + len(self._held)
+
+    def add_dark(self, frame: np.ndarray) -> None:
+        self._dark.append(self._checked(frame))
+
+    def add_flat(self, frame: np.ndarray) -> None:
+        self._flat.append(self._checked(frame))
+        held, self._held = self._held, []
+        for energy, raw, i0 in held:
+            self._process(energy, raw, i0)
+
+    def add_frame(self, energy: float, frame: np.ndarray, i0: float | None = None) -> None:
+        """A primary frame at ``energy`` (eV)."""
+        frame = self._checked(frame)
+        if not np.isfinite(energy):
+            raise DocumentError(f"frame energy is {energy}")
+        if self.needs_flat and not self._flat:
+            self._held.append((energy, frame, i0))
+            return
+        self._process(energy, frame, i0)
+
+    def _checked(self, frame) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.ndim == 3 and frame.shape[0] == 1:
+            frame = frame[0]
+        if frame.ndim != 2 or frame.dtype.kind not in "uif":
+            raise DocumentError(
+                f"a frame must be a 2-D numeric image, got {frame.dtype} {frame.shape}"
+            )
+        if self._shape is None:
+            self._shape = frame.shape
+        elif frame.shape != self._shape:
+            raise DocumentError(f"frame of shape {frame.shape} in a scan of {self._shape}")
+        return frame
+
+    def _corrected(self, frame: np.ndarray, i0: float | None) -> np.ndarray:
+        image = frame.astype(np.float32)
+        dark = np.mean(self._dark, axis=0, dtype=np.float32) if self._dark else None
+        if dark is not None:
+            image -= dark
+        if self._flat:
+            flat = np.mean(self._flat, axis=0, dtype=np.float32)
+            if dark is not None:
+                flat = flat - dark
+            with np.errstate(divide="ignore", invalid="ignore"):
+                image /= flat
+        if i0 is not None and self.mode == "fluorescence":
+            image /= np.float32(i0)
+        if self.mode == "transmission":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.log(image, out=image)
+            np.negative(image, out=image)
+        return image
+
+    def _process(self, energy: float, frame: np.ndarray, i0: float | None) -> None:
+        image = self._corrected(frame, i0)
+        finite = np.isfinite(image)
+        if finite.mean() <= 0.5:
+            self.bad_frames += 1
+            log.warning(
+                "%s: frame at %.2f eV is mostly non-finite; the fit will drop it",
+                self.label,
+                energy,
+            )
+        # registration sees bad pixels as the frame's median, the stack keeps them as NaN
+        fill = np.nanmedian(image) if finite.any() else 0.0
+        to_register = image if finite.all() else np.where(finite, image, fill)
+        self._energies.append(float(energy))
+        self._frames.append(image)
+        self._shifts.append(np.zeros(2))
+        for ready in self._registrar.add(to_register):
+            if np.any(ready.shift != 0):
+                self._frames[ready.index] = _shift_keep_nan(self._frames[ready.index], ready)
+            self._shifts[ready.index] = ready.shift
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The aligned optical-density stack, its energies (eV) and the shifts applied."""
+        held, self._held = self._held, []
+        for energy, raw, i0 in held:  # no flat ever came: frames are used as corrected
+            self._process(energy, raw, i0)
+        if not self._frames:
+            raise DocumentError("the scan has no frames")
+        return np.stack(self._frames), np.array(self._energies), np.array(self._shifts)
+
+
+def _shift_keep_nan(frame: np.ndarray, ready) -> np.ndarray:
+    from ..imaging.registration import shift_frame
+
+    if np.array_equal(ready.aligned.shape, frame.shape) and np.isfinite(frame).all():
+        return ready.aligned
+    return shift_frame(frame, ready.shift)

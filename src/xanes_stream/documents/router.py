@@ -1,0 +1,279 @@
+"""From Bluesky documents to scans: an event-model RunRouter with one callback per energy scan.
+
+Nothing a document does can stop the service: a document that cannot be used is logged with
+what and why, its run is marked failed with that reason (and still gets a record at its stop),
+and every other run carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from event_model import DocumentRouter, RunRouter, unpack_event_page
+
+from ..profiles import Profile
+from ..settings import AnalysisSettings
+from .accumulator import ScanAccumulator
+from .codec import DocumentError
+from .external import ExternalFrames
+
+log = logging.getLogger(__name__)
+
+DOCUMENT_NAMES = {
+    "start",
+    "descriptor",
+    "event",
+    "event_page",
+    "stop",
+    "resource",
+    "datum",
+    "datum_page",
+    "stream_resource",
+    "stream_datum",
+}
+
+
+@dataclass
+class ScanJob:
+    """A scan whose documents are complete: what the analysis needs, and where it came from."""
+
+    uid: str
+    start: dict
+    stop: dict | None
+    profile: Profile
+    references: list[str]
+    frames: np.ndarray | None = None
+    energies: np.ndarray | None = None
+    shifts: np.ndarray | None = None
+    failure: str | None = None
+    received_at: float = 0.0
+    stopped_at: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def scan_id(self):
+        return self.start.get("scan_id")
+
+    @property
+    def sample(self) -> str:
+        return str(self.start.get("sample") or self.start.get("xanes", {}).get("sample") or "")
+
+
+def is_energy_scan(start: dict, profile: Profile) -> bool:
+    selection = profile.runs
+    if selection.md_key and isinstance(start.get(selection.md_key), dict):
+        return True
+    return start.get("plan_name") in selection.plan_names
+
+
+class ScanCallback(DocumentRouter):
+    """Collects one energy scan; at its stop hands a :class:`ScanJob` to ``submit``."""
+
+    def __init__(self, start: dict, profile: Profile, roots: list, submit: Callable) -> None:
+        super().__init__()
+        self.submit = submit
+        md = start.get("xanes") if isinstance(start.get("xanes"), dict) else {}
+        self.image_key = md.get("image_key", profile.image_key)
+        self.energy_key = md.get("energy_key", profile.energy_key)
+        self.i0_key = md.get("i0_key", profile.i0_key)
+        units = md.get("energy_units", profile.energy_units)
+        self.energy_scale = 1000.0 if units == "keV" else 1.0
+        streams = {**profile.streams.model_dump(), **(md.get("streams") or {})}
+        self.stream_kind = {
+            streams["primary"]: "primary",
+            streams["dark"]: "dark",
+            streams["flat"]: "flat",
+        }
+        mode = md.get("mode", profile.mode)
+        self.job = ScanJob(
+            uid=start["uid"],
+            start=start,
+            stop=None,
+            profile=profile,
+            references=list(md.get("references") or profile.references),
+            received_at=time.time(),
+        )
+        settings = _settings_for(profile, md)
+        self.accumulator = ScanAccumulator(
+            settings,
+            mode=mode,
+            expected=start.get("num_points"),
+            needs_flat=profile.dark_flat_source == "streams" and mode == "transmission",
+            label=f"scan {start.get('scan_id')} ({start['uid'][:8]})",
+        )
+        self.external = ExternalFrames(roots)
+        self.descriptors: dict[str, str] = {}  # descriptor uid -> stream kind
+        self.pending: dict[tuple[str, int], dict] = {}  # (descriptor, seq_num) -> event data
+        self.frames_waiting: dict[tuple[str, int], np.ndarray] = {}
+        self.expected = start.get("num_points") or len(md.get("energies") or []) or None
+        self.primary_seen = 0
+        log.info(
+            "received %s: sample %r, %s energies, references %s",
+            self.accumulator.label,
+            self.job.sample,
+            self.expected or "?",
+            ", ".join(self.job.references) or "none",
+        )
+
+    # --- documents -----------------------------------------------------------------------
+    def __call__(self, name, doc, validate=False):
+        if self.job.failure is not None and name != "stop":
+            return None
+        try:
+            return super().__call__(name, doc, validate)
+        except (DocumentError, KeyError, TypeError, ValueError) as exc:
+            self._fail(f"unusable {name} document: {exc}")
+        return None
+
+    def descriptor(self, doc):
+        self.descriptors[doc["uid"]] = self.stream_kind.get(doc.get("name"), "other")
+
+    def event_page(self, doc):
+        for event in unpack_event_page(doc):
+            self.event(event)
+
+    def event(self, doc):
+        kind = self.descriptors.get(doc["descriptor"])
+        if kind in (None, "other"):
+            return
+        key = (doc["descriptor"], int(doc["seq_num"]))
+        data = doc["data"]
+        if kind == "primary":
+            self.pending[key] = data
+        image = data.get(self.image_key)
+        if image is not None and not isinstance(image, str):
+            self._frame(kind, key, np.asarray(image), data)
+        elif key in self.frames_waiting:
+            self._frame(kind, key, self.frames_waiting.pop(key), data)
+        elif kind != "primary":
+            self.pending[key] = data
+
+    def stream_resource(self, doc):
+        if doc.get("data_key", self.image_key) == self.image_key:
+            self.external.add_resource(doc)
+
+    def stream_datum(self, doc):
+        if doc["stream_resource"] not in self.external._resources:
+            return
+        seq_nums, frames = self.external.read(doc)
+        for seq_num, frame in zip(seq_nums, frames, strict=True):
+            key = (doc["descriptor"], seq_num)
+            kind = self.descriptors.get(doc["descriptor"], "other")
+            if key in self.pending:
+                self._frame(kind, key, frame, self.pending[key])
+            else:
+                self.frames_waiting[key] = frame
+
+    def stop(self, doc):
+        self.job.stop = doc
+        self.job.stopped_at = time.time()
+        if self.job.failure is None:
+            status = doc.get("exit_status", "success")
+            if status != "success":
+                self._fail(
+                    f"run ended with exit_status {status!r}: "
+                    f"{doc.get('reason') or 'no reason given'}",
+                    log_level=logging.WARNING,
+                )
+            elif self.frames_waiting:
+                self._fail(f"{len(self.frames_waiting)} frames never matched an event")
+        if self.job.failure is None:
+            try:
+                self.job.frames, self.job.energies, self.job.shifts = self.accumulator.finish()
+            except DocumentError as exc:
+                self._fail(str(exc))
+            else:
+                if self.expected and self.job.frames.shape[0] != self.expected:
+                    self.job.notes.append(
+                        f"{self.job.frames.shape[0]} of {self.expected} frames received"
+                    )
+        self.submit(self.job)
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _frame(self, kind, key, frame, data):
+        self.pending.pop(key, None)
+        if kind == "dark":
+            self.accumulator.add_dark(frame)
+        elif kind == "flat":
+            self.accumulator.add_flat(frame)
+        else:
+            energy = float(data[self.energy_key]) * self.energy_scale
+            i0 = float(data[self.i0_key]) if self.i0_key and self.i0_key in data else None
+            self.accumulator.add_frame(energy, frame, i0)
+            self.primary_seen += 1
+            if self.expected:
+                log.debug(
+                    "%s: frames %d/%d", self.accumulator.label, self.primary_seen, self.expected
+                )
+                if self.primary_seen in (self.expected, self.expected // 2):
+                    log.info(
+                        "%s: frames %d/%d", self.accumulator.label, self.primary_seen, self.expected
+                    )
+
+    def _fail(self, reason: str, log_level=logging.ERROR) -> None:
+        self.job.failure = reason
+        log.log(log_level, "%s: %s", self.accumulator.label, reason)
+
+
+def _settings_for(profile: Profile, md: dict) -> AnalysisSettings:
+    overrides = md.get("settings")
+    if not isinstance(overrides, dict):
+        return profile.settings
+    from ..settings import load_settings
+
+    merged = _deep_merge(profile.settings.model_dump(), overrides)
+    return load_settings(merged)
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = (
+            _deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+class SafeRouter:
+    """A RunRouter that survives anything: bad documents are logged, never raised."""
+
+    def __init__(self, profile: Profile, roots: list, submit: Callable) -> None:
+        self.profile = profile
+        self.roots = roots
+        self.submit = submit
+        self.rejected = 0
+        self.router = RunRouter([self._factory])
+
+    def _factory(self, name, start):
+        if not is_energy_scan(start, self.profile):
+            log.info(
+                "ignored run %s (scan %s, plan %r): not an energy scan",
+                start.get("uid", "?")[:8],
+                start.get("scan_id"),
+                start.get("plan_name"),
+            )
+            return [], []
+        return [ScanCallback(start, self.profile, self.roots, self.submit)], []
+
+    def __call__(self, name, doc) -> None:
+        if name not in DOCUMENT_NAMES or not isinstance(doc, dict):
+            self.rejected += 1
+            log.error("unusable document: name %r, type %s", name, type(doc).__name__)
+            return
+        try:
+            self.router(name, doc)
+        except Exception as exc:  # a document event-model cannot route: drop it, keep going
+            self.rejected += 1
+            log.error(
+                "unusable %s document (uid %s): %s: %s",
+                name,
+                str(doc.get("uid", "?"))[:8],
+                type(exc).__name__,
+                exc,
+            )

@@ -1,0 +1,91 @@
+"""Beamline and technique profiles: which data keys hold what, and how to analyse them.
+
+Profiles are YAML files validated by :class:`Profile`. The bundled ones live beside this module
+(``sim``, ``fxi``, ``nanoxanes``); ``load_profile`` also takes a path to a YAML file. A run's
+start document may override the data keys, mode and references in ``md["xanes"]``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import SettingsError
+from ..settings import AnalysisSettings, describe_validation_error
+
+
+class Streams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    primary: str = "primary"
+    dark: str = "dark"
+    flat: str = "flat"
+
+
+class RunSelection(BaseModel):
+    """Which runs are energy scans to analyse: a plan name in ``plan_names``, or ``md_key``
+    present in the start document."""
+
+    model_config = ConfigDict(extra="forbid")
+    plan_names: list[str] = ["xanes_scan"]
+    md_key: str | None = "xanes"
+
+
+class Profile(BaseModel):
+    """What the service needs to know about a beamline and technique."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    technique: Literal["txm", "fluorescence", "ptychography"] = "txm"
+    mode: Literal["transmission", "fluorescence", "absorbance"] = "transmission"
+    image_key: str
+    energy_key: str
+    energy_units: Literal["eV", "keV"] = "eV"
+    i0_key: str | None = Field(None, description="incident intensity per event (fluorescence)")
+    streams: Streams = Streams()
+    dark_flat_source: Literal["streams", "start_uids", "none"] = Field(
+        "streams",
+        description="streams: named streams of the same run; start_uids: runs whose uids are "
+        "md['dark_uid'] / md['flat_uid'] (read from Tiled); none: frames are already corrected",
+    )
+    references: list[str] = Field(default_factory=list, description="default library entries")
+    runs: RunSelection = RunSelection()
+    allowed_roots: list[str] = Field(
+        default_factory=list, description="folders detector files may be read from"
+    )
+    settings: AnalysisSettings = AnalysisSettings()
+
+
+def bundled_profiles() -> list[str]:
+    folder = resources.files(__package__)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """A bundled profile by name (``sim``, ``fxi``, ``nanoxanes``) or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        bundled = resources.files(__package__) / f"{name_or_path}.yaml"
+        if not bundled.is_file():
+            raise SettingsError(
+                f"no profile {name_or_path!r}; bundled: {', '.join(bundled_profiles())}"
+            )
+        text = bundled.read_text()
+    else:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SettingsError(f"cannot read profile {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+        return Profile.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"profile {name_or_path} is not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        raise SettingsError(
+            f"invalid profile {name_or_path}: {describe_validation_error(exc)}"
+        ) from None

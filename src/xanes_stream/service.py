@@ -1,0 +1,247 @@
+"""The long-running consumer: 0MQ documents in, maps in Tiled out.
+
+Threads: the 0MQ subscriber routes documents to per-run accumulators (correction and
+registration happen as frames arrive); at each stop document a :class:`ScanJob` goes on a
+queue; one analysis worker fits it and writes the maps, so the subscriber never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .analysis import analyze
+from .documents.router import SafeRouter, ScanJob
+from .documents.subscriber import SubscriberThread
+from .errors import XanesStreamError
+from .profiles import Profile, load_profile
+from .spectra.references import Reference, bundled_reference
+from .store.tiled_store import TiledResultStore
+
+log = logging.getLogger(__name__)
+
+
+class ServiceConfig(BaseModel):
+    """Where the service listens and writes. The API key comes from XANES_TILED_API_KEY."""
+
+    model_config = ConfigDict(extra="forbid")
+    tiled_uri: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = Field(
+        default_factory=lambda: (
+            SecretStr(os.environ["XANES_TILED_API_KEY"])
+            if os.environ.get("XANES_TILED_API_KEY")
+            else None
+        )
+    )
+    zmq_address: str = "127.0.0.1:5578"
+    zmq_prefix: str = ""
+    profile: str = "sim"
+    results_root: str = "xanes"
+    allowed_roots: list[str] = Field(default_factory=list)
+    allow_pickle: bool = False
+
+
+@dataclass
+class ScanRecord:
+    """What happened to one scan, for status reports and the demo's table."""
+
+    uid: str
+    scan_id: object
+    sample: str
+    status: str  # analysing | done | failed
+    uri: str | None = None
+    reason: str | None = None
+    latency: float | None = None
+    analysis_seconds: float | None = None
+    summary: dict = field(default_factory=dict)
+
+
+class XanesService:
+    """Subscribes to documents, analyses each energy scan at its stop, writes maps to Tiled."""
+
+    def __init__(self, config: ServiceConfig, *, profile: Profile | None = None, client=None):
+        self.config = config
+        self.profile = profile or load_profile(config.profile)
+        self.roots = [*self.profile.allowed_roots, *config.allowed_roots]
+        self._client = client
+        self._store: TiledResultStore | None = None
+        self._jobs: queue.Queue[ScanJob | None] = queue.Queue()
+        self._router = SafeRouter(self.profile, self.roots, self._jobs.put)
+        self._subscriber: SubscriberThread | None = None
+        self._worker = threading.Thread(target=self._work, name="xanes-analysis", daemon=True)
+        self._references: dict[str, Reference] = {}
+        self.records: dict[str, ScanRecord] = {}
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> XanesService:
+        self._worker.start()
+        self._subscriber = SubscriberThread(
+            self.config.zmq_address,
+            self._router,
+            prefix=self.config.zmq_prefix.encode(),
+            allow_pickle=self.config.allow_pickle,
+        ).start()
+        log.info(
+            "xanes-stream serving profile %r: maps to %s/%s",
+            self.profile.name,
+            self.config.tiled_uri,
+            self.config.results_root,
+        )
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop listening, finish the scans already queued (bounded), stop the worker."""
+        if self._subscriber is not None:
+            self._subscriber.stop()
+        self._jobs.put(None)
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            log.error("analysis worker still busy after %.0f s; leaving it", timeout)
+        log.info("xanes-stream stopped")
+
+    def __enter__(self) -> XanesService:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- feeding documents directly (replay, tests) -------------------------------------------
+    def __call__(self, name: str, doc: dict) -> None:
+        self._router(name, doc)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every queued scan is handled (or ``timeout`` s pass)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                busy = any(r.status == "analysing" for r in self.records.values())
+            if self._jobs.empty() and not busy:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # --- status --------------------------------------------------------------------------------
+    def status(self) -> dict:
+        with self._lock:
+            records = list(self.records.values())
+        return {
+            "profile": self.profile.name,
+            "listening": bool(self._subscriber and self._subscriber.alive),
+            "queued": self._jobs.qsize(),
+            "done": sum(r.status == "done" for r in records),
+            "failed": sum(r.status == "failed" for r in records),
+            "rejected_documents": self._router.rejected,
+            "last_error": self.last_error,
+        }
+
+    # --- the analysis worker ---------------------------------------------------------------
+    @property
+    def store(self) -> TiledResultStore:
+        if self._store is None:
+            if self._client is None:
+                from tiled.client import from_uri
+
+                key = self.config.api_key.get_secret_value() if self.config.api_key else None
+                self._client = from_uri(self.config.tiled_uri, api_key=key)
+            self._store = TiledResultStore(self._client, root=self.config.results_root)
+        return self._store
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            record = ScanRecord(job.uid, job.scan_id, job.sample, "analysing")
+            with self._lock:
+                self.records[job.uid] = record
+            try:
+                self._handle(job, record)
+            except Exception as exc:  # never let one scan stop the worker
+                record.status, record.reason = "failed", f"{type(exc).__name__}: {exc}"
+                self.last_error = f"scan {job.scan_id} ({job.uid[:8]}): {record.reason}"
+                log.exception("scan %s (%s): analysis failed", job.scan_id, job.uid[:8])
+                self._record_failure(job, record.reason)
+
+    def _metadata(self, job: ScanJob) -> dict:
+        return {
+            "scan_id": job.scan_id,
+            "sample": job.sample,
+            "plan_name": job.start.get("plan_name"),
+            "series": (job.start.get("xanes") or {}).get("series"),
+            "raw_time": job.start.get("time"),
+            "profile": job.profile.name,
+            "notes": job.notes,
+        }
+
+    def _handle(self, job: ScanJob, record: ScanRecord) -> None:
+        label = f"scan {job.scan_id} ({job.uid[:8]})"
+        if job.failure is not None:
+            record.status, record.reason = "failed", job.failure
+            self._record_failure(job, job.failure)
+            return
+        started = time.perf_counter()
+        references = [self._reference(name) for name in job.references]
+        if not references:
+            raise XanesStreamError("no references: set md['xanes']['references'] or the profile's")
+        settings = job.profile.settings.model_copy(
+            update={
+                "registration": job.profile.settings.registration.model_copy(
+                    update={"method": "none"}
+                )
+            }
+        )
+        maps = analyze(
+            job.frames,
+            job.energies,
+            references,
+            mode="absorbance",
+            settings=settings,
+            shifts=job.shifts,
+        )
+        analysed = time.perf_counter() - started
+        log.info("%s: analysed in %.2f s (%d x %d x %d)", label, analysed, *job.frames.shape)
+        metadata = self._metadata(job)
+        metadata["timings"] = {"analysis": analysed}
+        uri = self.store.write_maps(job.uid, maps, metadata)
+        record.latency = time.time() - job.stopped_at
+        record.analysis_seconds = analysed
+        record.summary = maps.summary()
+        record.status, record.uri = "done", uri
+        log.info(
+            "%s: maps written to %s (%.2f s after its stop document)", label, uri, record.latency
+        )
+
+    def _record_failure(self, job: ScanJob, reason: str) -> None:
+        try:
+            uri = self.store.write_failure(job.uid, reason, self._metadata(job))
+            log.info("scan %s (%s): no maps; recorded why at %s", job.scan_id, job.uid[:8], uri)
+        except Exception as exc:
+            self.last_error = f"cannot record failure of {job.uid[:8]}: {exc}"
+            log.error("%s", self.last_error)
+
+    def _reference(self, name: str) -> Reference:
+        if name not in self._references:
+            try:
+                self._references[name] = self.store.reference(name)
+            except XanesStreamError:
+                try:
+                    self._references[name] = bundled_reference(name)
+                except XanesStreamError:
+                    raise XanesStreamError(
+                        f"reference {name!r} is neither in the Tiled library nor bundled"
+                    ) from None
+                log.info("reference %r not in the Tiled library; using the bundled one", name)
+        return self._references[name]
+
+
+def data_root_default() -> Path:
+    return Path(os.environ.get("XANES_STREAM_HOME", Path.home() / ".xanes-stream"))

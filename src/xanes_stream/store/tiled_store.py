@@ -1,0 +1,164 @@
+"""Maps in Tiled: one container per analysed raw run, ``/<root>/<raw uid>``, spec ``XANESMaps``.
+
+Layout (what clients rely on; see the README):
+
+- arrays ``thickness``, ``error``, ``r_factor``, ``chi2_red``, ``edge_energy``, ``peak_energy``,
+  ``mask``, ``clusters`` (ny, nx); ``shifts`` (n, 2); ``energies`` (n,); ``mean_spectrum``,
+  ``mean_fit``, ``fit_energies``;
+- a container ``fractions`` with one (ny, nx) array per reference, by its name;
+- metadata: ``status`` (done | failed), ``raw_uid``, ``scan_id``, ``sample``, ``plan_name``,
+  ``energies``, ``references``, ``settings``, ``summary``, ``software``, ``version``,
+  ``timings``, ``notes``, and ``reason`` when failed.
+
+Writing replaces an earlier result of the same run, so re-analysis never duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..maps import Maps
+from ..spectra.references import Reference
+
+log = logging.getLogger(__name__)
+
+SPEC = "XANESMaps"
+FAILED_SPEC = "XANESMapsFailed"
+REFERENCE_SPEC = "XANESReference"
+
+
+def _container(parent, key: str, **kwargs):
+    if key in parent:
+        return parent[key]
+    try:
+        return parent.create_container(key, **kwargs)
+    except Exception:  # created meanwhile by another writer
+        if key in parent:
+            return parent[key]
+        raise
+
+
+class TiledResultStore:
+    """Writes maps and failure records under ``root``; keeps the reference library."""
+
+    def __init__(self, client, root: str = "xanes", references_root: str = "references"):
+        self.client = client
+        self.root_name = root
+        self.references_root = references_root
+
+    @property
+    def root(self):
+        return _container(self.client, self.root_name, metadata={"about": "xanes-stream maps"})
+
+    def _replace(self, uid: str, metadata: dict, specs: list[str]):
+        root = self.root
+        if uid in root:
+            root[uid].delete(recursive=True, external_only=False)
+        return root.create_container(uid, metadata=metadata, specs=specs)
+
+    def write_maps(self, uid: str, maps: Maps, metadata: dict) -> str:
+        """Write every map of ``maps`` for raw run ``uid``; returns the container's URI."""
+        md = {
+            **metadata,
+            "status": "done",
+            "raw_uid": uid,
+            "references": maps.reference_names,
+            "energies": [float(e) for e in maps.energies],
+            "summary": maps.summary(),
+            "settings": maps.metadata.get("settings", {}),
+            "normalization": maps.metadata.get("normalization", {}),
+            "thresholds": maps.metadata.get("thresholds", {}),
+            "software": "xanes-stream",
+            "version": maps.metadata.get("version"),
+            "timings": {**maps.metadata.get("timings", {}), **metadata.get("timings", {})},
+            "notes": list(maps.metadata.get("notes", [])) + list(metadata.get("notes", [])),
+        }
+        node = self._replace(uid, _jsonable(md), [SPEC])
+        fractions = node.create_container(
+            "fractions", metadata={"reference_names": maps.reference_names}
+        )
+        arrays = [
+            (node, name, value)
+            for name, value in maps.arrays().items()
+            if not name.startswith("fractions/")
+        ]
+        arrays += [
+            (fractions, name, maps.fractions[i]) for i, name in enumerate(maps.reference_names)
+        ]
+        with ThreadPoolExecutor(4) as pool:  # one HTTP request each: overlap them
+            list(
+                pool.map(lambda item: item[0].write_array(_storable(item[2]), key=item[1]), arrays)
+            )
+        return node.uri
+
+    def write_failure(self, uid: str, reason: str, metadata: dict) -> str:
+        """Record that run ``uid`` produced no maps, and why."""
+        md = {
+            **metadata,
+            "status": "failed",
+            "raw_uid": uid,
+            "reason": reason,
+            "software": "xanes-stream",
+        }
+        return self._replace(uid, _jsonable(md), [FAILED_SPEC]).uri
+
+    def status(self, uid: str) -> str | None:
+        root = self.root
+        return root[uid].metadata.get("status") if uid in root else None
+
+    # --- the reference library -----------------------------------------------------------
+    def add_reference(self, reference: Reference) -> str:
+        library = _container(
+            self.client, self.references_root, metadata={"about": "xanes-stream reference spectra"}
+        )
+        if reference.name in library:
+            library[reference.name].delete(recursive=True, external_only=False)
+        node = library.write_array(
+            np.stack([reference.energy, reference.mu]),
+            key=reference.name,
+            metadata={
+                "name": reference.name,
+                "normalized": reference.normalized,
+                "source": reference.source,
+                "rows": ["energy_eV", "mu"],
+            },
+            specs=[REFERENCE_SPEC],
+        )
+        return node.uri
+
+    def reference(self, name: str) -> Reference:
+        from ..errors import ReferenceError
+
+        library = self.client[self.references_root] if self.references_root in self.client else {}
+        if name not in library:
+            raise ReferenceError(
+                f"reference {name!r} is not in the library "
+                f"/{self.references_root} (add it: xanes-stream references add)"
+            )
+        node = library[name]
+        energy, mu = node.read()
+        return Reference(
+            name, energy, mu, bool(node.metadata.get("normalized")), node.metadata.get("source", "")
+        )
+
+
+def _storable(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    return array.astype(np.uint8) if array.dtype == bool else array
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
