@@ -128,24 +128,15 @@ def cmd_example_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Offline demo: make an example stack, analyse it, write maps and a figure."""
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    stack = out / "example_stack.h5"
-    cmd_example_stack(
-        argparse.Namespace(out=stack, size=256, seed=0, references=["NiO", "LiNiO2", "Ni"])
-    )
-    return cmd_analyze(
-        argparse.Namespace(
-            stack=stack,
-            reference=["NiO", "LiNiO2", "Ni"],
-            out=out / "maps.h5",
-            settings=None,
-            plot=out / "maps.png",
-            energies=None,
-            mode="transmission",
-            flat_field="auto",
-        )
+    """Tiled, the 0MQ proxy and the service on this machine; a simulated in-operando series."""
+    from .demo import run_demo
+
+    return run_demo(
+        Path(args.output),
+        n_scans=args.scans,
+        size=args.size,
+        keep=args.keep,
+        detector=args.detector,
     )
 
 
@@ -282,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
     p.add_argument("--output", default="demo-output", help="folder for what the demo writes")
+    p.add_argument("--scans", type=int, default=4, help="scans in the in-operando series")
+    p.add_argument("--size", type=int, default=128, help="frame size in pixels")
+    p.add_argument("--detector", default="hdf5", choices=["hdf5", "inline"])
+    p.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
     p.set_defaults(func=cmd_demo)
     return parser
 

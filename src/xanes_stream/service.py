@@ -166,10 +166,11 @@ class XanesService:
             try:
                 self._handle(job, record)
             except Exception as exc:  # never let one scan stop the worker
-                record.status, record.reason = "failed", f"{type(exc).__name__}: {exc}"
-                self.last_error = f"scan {job.scan_id} ({job.uid[:8]}): {record.reason}"
+                reason = f"{type(exc).__name__}: {exc}"
+                self.last_error = f"scan {job.scan_id} ({job.uid[:8]}): {reason}"
                 log.exception("scan %s (%s): analysis failed", job.scan_id, job.uid[:8])
-                self._record_failure(job, record.reason)
+                self._record_failure(job, reason)
+                record.status, record.reason = "failed", reason  # only once it is recorded
 
     def _metadata(self, job: ScanJob) -> dict:
         return {
@@ -185,8 +186,8 @@ class XanesService:
     def _handle(self, job: ScanJob, record: ScanRecord) -> None:
         label = f"scan {job.scan_id} ({job.uid[:8]})"
         if job.failure is not None:
-            record.status, record.reason = "failed", job.failure
             self._record_failure(job, job.failure)
+            record.status, record.reason = "failed", job.failure
             return
         started = time.perf_counter()
         references = [self._reference(name) for name in job.references]

@@ -94,6 +94,20 @@ class TiledResultStore:
             )
         return node.uri
 
+    def read_maps(self, uid: str) -> Maps:
+        """The maps of raw run ``uid`` as written by :meth:`write_maps`."""
+        from ..maps import IMAGE_MAPS
+
+        node = self.root[uid]
+        names = list(node["fractions"].metadata["reference_names"])
+        fractions = np.stack([node["fractions"][name].read() for name in names])
+        vectors = ("shifts", "energies", "mean_spectrum", "mean_fit", "fit_energies")
+        fields = {name: node[name].read() for name in (*IMAGE_MAPS, *vectors)}
+        fields["mask"] = fields["mask"].astype(bool)
+        return Maps(
+            reference_names=names, fractions=fractions, metadata=dict(node.metadata), **fields
+        )
+
     def write_failure(self, uid: str, reason: str, metadata: dict) -> str:
         """Record that run ``uid`` produced no maps, and why."""
         md = {

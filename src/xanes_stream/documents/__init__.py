@@ -1,0 +1,1 @@
+"""Bluesky documents: safe serialization for the 0MQ stream."""

@@ -1,0 +1,487 @@
+"""A simulated full-field TXM at the Ni K-edge: ophyd (sync) devices imaging a reacting phantom.
+
+The sample is the :func:`~xanes_stream.sim.phantom.make_phantom` field of view (particles of
+measured reference spectra in a matrix), but its phase fractions follow a reaction ``progress``
+(0: rich in the first reference, 1: rich in the last) that advances from the particle surfaces
+inward, so an in-operando series changes between scans. The camera turns the optical density at
+the current energy into counts with a flat field, a dark offset, Poisson noise and a sub-pixel
+random-walk drift that is fixed per scan by the seed. What the camera records depends on the
+other devices: shutter closed gives a dark frame, sample out of the beam a flat frame.
+
+Two cameras: :class:`InlineCamera` puts the image in the event; :class:`HDF5Camera` writes each
+frame to an HDF5 file (``/entry/data/data``) and announces it with ``stream_resource`` and
+``stream_datum`` documents, a new file (and resource) for each kind of frame (dark, flat,
+sample), since a stream resource belongs to one stream.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+from event_model import compose_stream_resource
+from event_model.documents.stream_datum import StreamRange
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+from ophyd.status import StatusBase
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from scipy import ndimage as ndi
+
+from ..errors import XanesStreamError
+from ..spectra.references import Reference, bundled_reference, unit_step
+from .phantom import make_phantom
+
+__all__ = [
+    "CLOSED",
+    "DATASET",
+    "OPEN",
+    "BeamlineError",
+    "HDF5Camera",
+    "InlineCamera",
+    "ScanTruth",
+    "SimAxis",
+    "SimSettings",
+    "TXMSimulator",
+]
+
+#: HDF5 dataset holding the frames, (n, ny, nx).
+DATASET = "/entry/data/data"
+#: Shutter positions.
+OPEN, CLOSED = 1, 0
+#: The sample is in the beam while ``|sample_x|`` is below this (um).
+IN_BEAM_TOLERANCE = 100.0
+#: Energy at which the matrix and non-resonant absorption are given (E^-2.8 law).
+E_REF = 8250.0
+FrameKind = Literal["dark", "flat", "sample"]
+
+
+class BeamlineError(XanesStreamError):
+    """The simulated beamline cannot do what was asked."""
+
+
+class SimSettings(BaseModel):
+    """Everything the simulated TXM can be told; the defaults make 128x128 frames quickly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detector: Literal["hdf5", "inline"] = "hdf5"
+    camera_name: str = Field("camera", pattern=r"^[A-Za-z][A-Za-z0-9]*$")
+    shape: tuple[int, int] = Field((128, 128), description="(ny, nx) pixels per frame")
+    references: tuple[str, ...] = Field(("NiO", "LiNiO2"), min_length=1)
+    sample: str = "simulated NiO/LiNiO2 particles"
+    n_particles: int = Field(6, ge=0, le=100)
+    counts: float = Field(20_000.0, gt=0, description="open-beam photons per pixel")
+    dark_level: float = Field(100.0, ge=0)
+    drift_px: float = Field(0.3, ge=0, description="rms random-walk step per frame, px")
+    max_thickness: float = Field(1.0, gt=0, description="edge step (OD) at a particle centre")
+    matrix_od: float = Field(0.3, ge=0)
+    noise: bool = True
+    dtype: Literal["float32", "uint16"] = "float32"
+    seed: int = Field(0, ge=0)
+
+    @field_validator("shape")
+    @classmethod
+    def _frame_size(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not all(16 <= n <= 8192 for n in value):
+            raise ValueError("each side must be between 16 and 8192 pixels")
+        return value
+
+
+@dataclass
+class ScanTruth:
+    """What the camera really imaged in one staging (one run): compare analysis results to it.
+
+    ``fractions`` (k, ny, nx) are those at ``progress``; ``energies`` and ``drift`` (n, 2) list
+    the sample frames in order; the drift is how far the sample moved (dy, dx) in pixels, so the
+    registering shift of frame i is ``-(drift[i] - drift[ref])``.
+    """
+
+    index: int
+    references: tuple[str, ...]
+    progress: float
+    fractions: np.ndarray
+    thickness: np.ndarray
+    particles: np.ndarray
+    labels: np.ndarray
+    energies: list[float] = field(default_factory=list)
+    drift_steps: list[tuple[float, float]] = field(default_factory=list)
+    frame_progress: list[float] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    uid: str | None = None
+
+    @property
+    def drift(self) -> np.ndarray:
+        return np.asarray(self.drift_steps, dtype=float).reshape(-1, 2)
+
+    def fraction(self, name: str) -> np.ndarray:
+        """The true fraction map of one reference."""
+        try:
+            return self.fractions[self.references.index(name)]
+        except ValueError:
+            raise BeamlineError(f"no reference {name!r}; have {list(self.references)}") from None
+
+
+class TXMSimulator:
+    """The physics: sample geometry, reaction, optical density and noisy frames."""
+
+    def __init__(self, settings: SimSettings, references: Sequence[Reference] | None = None):
+        self.settings = settings
+        refs = list(references) if references is not None else None
+        refs = refs or [bundled_reference(name) for name in settings.references]
+        self.references = refs
+        self.reference_names = tuple(r.name for r in refs)
+        self._unit = [unit_step(r) for r in refs]
+        ny, nx = settings.shape
+        geometry = make_phantom(
+            settings.shape,
+            energies=np.array([E_REF, 8350.0, 8400.0]),
+            references=refs,
+            n_particles=settings.n_particles,
+            max_thickness=settings.max_thickness,
+            matrix_od=settings.matrix_od,
+            drift=0.0,
+            noise=False,
+            seed=settings.seed,
+        )
+        self.thickness = geometry.thickness.astype(np.float64)
+        self.particles = geometry.particles
+        self.labels = geometry.labels
+        self._mix = geometry.fractions.astype(np.float64)  # softmax field: spatial variety
+        yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
+        self.matrix = settings.matrix_od * (0.7 + 0.3 * (xx / nx))
+        self.beam = settings.counts * (
+            0.85 + 0.15 * np.exp(-((yy - ny / 2) ** 2 + (xx - nx / 2) ** 2) / (nx**2))
+        )
+        # Shrinking core: depth 0 at a particle's surface, 1 at its centre; per-particle rates.
+        edt = ndi.distance_transform_edt(self.particles)
+        n_labels = int(self.labels.max())
+        peak = np.asarray(ndi.maximum(edt, self.labels, np.arange(1, n_labels + 1)), dtype=float)
+        lookup = np.concatenate([[1.0], np.maximum(peak, 1.0)])
+        self._depth = np.where(self.particles, edt / lookup[self.labels], 0.0)
+        rates = np.random.default_rng([settings.seed, 7]).uniform(0.75, 1.25, n_labels + 1)
+        self._rate = rates[self.labels]
+        self.truths: list[ScanTruth] = []
+        self._scan: ScanTruth | None = None
+        self._rng = np.random.default_rng(settings.seed)
+        self._drift_rng = np.random.default_rng(settings.seed)
+        self._unit_cache: dict[float, np.ndarray] = {}
+
+    # ---- chemistry -------------------------------------------------------------------------
+    def fractions(self, progress: float) -> np.ndarray:
+        """Phase fractions (k, ny, nx) at a reaction progress in [0, 1]; 0 outside particles."""
+        k = len(self.references)
+        if k == 1:
+            return np.where(self.particles, 1.0, 0.0)[None]
+        width = 0.08
+        p = np.clip(float(progress) * self._rate, 0.0, 1.0)
+        front = -3 * width + p * (1 + 6 * width)
+        reacted = 1.0 / (1.0 + np.exp(-(front - self._depth) / width))
+        start = 0.15 * self._mix
+        start[0] += 0.85
+        end = 0.15 * self._mix
+        end[-1] += 0.85
+        mixed = (1.0 - reacted) * start + reacted * end
+        return np.where(self.particles, mixed, 0.0)
+
+    def unit_spectra(self, energy: float) -> np.ndarray:
+        """Each reference with edge step 1 at ``energy`` (k,)."""
+        key = round(float(energy), 6)
+        if key not in self._unit_cache:
+            self._unit_cache[key] = np.array([np.interp(key, u.energy, u.mu) for u in self._unit])
+        return self._unit_cache[key]
+
+    def optical_density(
+        self, energy: float, progress: float, shift: tuple[float, float] = (0.0, 0.0)
+    ) -> np.ndarray:
+        """Noise-free optical density -ln(I/I0) of the sample at ``energy`` (eV), shifted."""
+        scale = (float(energy) / E_REF) ** -2.8
+        resonant = np.tensordot(self.unit_spectra(energy), self.fractions(progress), axes=1)
+        od = scale * self.matrix + self.thickness * (0.5 * scale + resonant)
+        if shift[0] or shift[1]:
+            od = ndi.shift(od, shift, order=3, mode="nearest")
+        return od
+
+    # ---- acquisition -----------------------------------------------------------------------
+    def begin_scan(self, progress: float) -> ScanTruth:
+        """Start a new scan record: fresh drift walk and noise, both seeded by scan index."""
+        index = len(self.truths)
+        self._rng = np.random.default_rng([self.settings.seed, index, 1])
+        self._drift_rng = np.random.default_rng([self.settings.seed, index, 0])
+        truth = ScanTruth(
+            index=index,
+            references=self.reference_names,
+            progress=float(progress),
+            fractions=self.fractions(progress).astype(np.float32),
+            thickness=self.thickness.astype(np.float32),
+            particles=self.particles.copy(),
+            labels=self.labels.copy(),
+        )
+        self.truths.append(truth)
+        self._scan = truth
+        return truth
+
+    @property
+    def current_scan(self) -> ScanTruth | None:
+        return self._scan
+
+    def frame(self, kind: FrameKind, energy: float, progress: float) -> np.ndarray:
+        """One camera frame of ``kind`` at ``energy``; sample frames advance the drift."""
+        s = self.settings
+        if self._scan is None:
+            self.begin_scan(progress)
+        scan = self._scan
+        if kind == "dark":
+            mean = np.zeros(s.shape)
+        elif kind == "flat":
+            mean = self.beam
+        else:
+            if scan.drift_steps:
+                step = self._drift_rng.normal(0.0, s.drift_px, 2)
+                last = scan.drift_steps[-1]
+                drift = (last[0] + float(step[0]), last[1] + float(step[1]))
+            else:
+                drift = (0.0, 0.0)
+            scan.drift_steps.append(drift)
+            scan.energies.append(float(energy))
+            scan.frame_progress.append(float(progress))
+            mean = self.beam * np.exp(-self.optical_density(energy, progress, drift))
+        if s.noise:
+            counts = self._rng.poisson(mean) + self._rng.poisson(s.dark_level, size=s.shape)
+        else:
+            counts = mean + s.dark_level
+        if s.dtype == "uint16":
+            return np.clip(np.rint(counts), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+        return counts.astype(np.float32)
+
+
+def _finished() -> StatusBase:
+    status = StatusBase()
+    status.set_finished()
+    return status
+
+
+class SimAxis(Device):
+    """A soft positioner that arrives at once (like ``ophyd.sim.SynAxis``, without importing
+    ``ophyd.sim``, which leaves a temporary directory behind at import); carries its units."""
+
+    readback = Cpt(Signal, value=0.0, kind="hinted")
+    setpoint = Cpt(Signal, value=0.0, kind="normal")
+
+    def __init__(self, *, name: str, value: float = 0.0, egu: str = "", **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        self.readback.name = self.name
+        self.egu = egu
+        self.readback.put(float(value))
+        self.setpoint.put(float(value))
+
+    @property
+    def position(self) -> float:
+        return float(self.readback.get())
+
+    def set(self, value: float) -> StatusBase:
+        self.setpoint.put(float(value))
+        self.readback.put(float(value))
+        return _finished()
+
+    def describe(self) -> dict[str, dict]:
+        description = super().describe()
+        if self.egu:
+            for key in description:
+                description[key]["units"] = self.egu
+        return description
+
+
+class _ImageSignal(Signal):
+    """An image signal whose description carries ``dtype_numpy`` (Tiled keeps float32/uint16)."""
+
+    def describe(self) -> dict[str, dict]:
+        description = super().describe()
+        value = np.asarray(self.get())
+        description[self.name].update(
+            dtype="array", shape=list(value.shape), dtype_numpy=value.dtype.str
+        )
+        return description
+
+
+class _CameraLogic:
+    """What the simulated camera sees, from the state of the other devices."""
+
+    sim: TXMSimulator
+    energy: SimAxis
+    shutter: SimAxis
+    sample_stage: SimAxis
+    cell: SimAxis
+
+    def _wire(self, sim, energy, shutter, sample_stage, cell) -> None:
+        self.sim, self.energy, self.shutter = sim, energy, shutter
+        self.sample_stage, self.cell = sample_stage, cell
+
+    @property
+    def image_key(self) -> str:
+        """The data key of the image in events and in Tiled."""
+        return f"{self.name}_image"
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return self.sim.reference_names
+
+    @property
+    def sample_name(self) -> str:
+        return self.sim.settings.sample
+
+    def frame_kind(self) -> FrameKind:
+        if self.shutter.position < 0.5:
+            return "dark"
+        if abs(self.sample_stage.position) > IN_BEAM_TOLERANCE:
+            return "flat"
+        return "sample"
+
+    def _begin_scan(self) -> None:
+        self.sim.begin_scan(self.cell.position)
+
+    def _acquire(self) -> tuple[FrameKind, np.ndarray]:
+        kind = self.frame_kind()
+        return kind, self.sim.frame(kind, self.energy.position, self.cell.position)
+
+
+class InlineCamera(_CameraLogic, Device):
+    """The image goes into each event (data key ``<name>_image``)."""
+
+    image = Cpt(_ImageSignal, kind="hinted")
+
+    def __init__(self, *, name: str, sim: TXMSimulator, energy, shutter, sample_stage, cell):
+        super().__init__(name=name)
+        self._wire(sim, energy, shutter, sample_stage, cell)
+        self.image.put(np.zeros(sim.settings.shape, dtype=sim.settings.dtype))
+
+    def stage(self) -> list:
+        staged = super().stage()
+        self._begin_scan()
+        return staged
+
+    def trigger(self) -> StatusBase:
+        _, frame = self._acquire()
+        self.image.put(frame)
+        return _finished()
+
+
+class HDF5Camera(_CameraLogic, Device):
+    """Writes frames to HDF5 files (SWMR) and emits ``stream_resource``/``stream_datum``.
+
+    Data key ``<name>_image`` is external (``"STREAM:"``); each file holds one kind of frame
+    in :data:`DATASET` and is referenced as ``file://localhost/<absolute path>``.
+    """
+
+    def __init__(
+        self, *, name: str, sim: TXMSimulator, energy, shutter, sample_stage, cell, directory
+    ):
+        super().__init__(name=name)
+        self._wire(sim, energy, shutter, sample_stage, cell)
+        self.directory = Path(directory).resolve()
+        self._shape = tuple(sim.settings.shape)
+        self._dtype = np.dtype(sim.settings.dtype)
+        self._file: h5py.File | None = None
+        self._dataset: h5py.Dataset | None = None
+        self._kind: FrameKind | None = None
+        self._bundle = None
+        self._pending_resource = False
+        self._index = 0  # frames written to the current file
+        self._emitted = 0  # frames of the current file announced in stream_datum
+        self.path: Path | None = None
+
+    # -- files ---------------------------------------------------------------------------
+    def _open(self, kind: FrameKind) -> None:
+        self._close()
+        scan = self.sim.current_scan
+        tag = f"{scan.index:04d}" if scan is not None else "0000"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / f"{self.name}_{tag}_{kind}_{uuid.uuid4().hex[:8]}.h5"
+        self._file = h5py.File(self.path, "w", libver="latest")
+        self._dataset = self._file.create_dataset(
+            DATASET,
+            shape=(0, *self._shape),
+            maxshape=(None, *self._shape),
+            chunks=(1, *self._shape),
+            dtype=self._dtype,
+        )
+        self._file.swmr_mode = True  # Tiled may read while frames are appended
+        self._kind, self._index, self._emitted = kind, 0, 0
+        self._bundle = compose_stream_resource(
+            mimetype="application/x-hdf5",
+            uri=f"file://localhost{self.path}",
+            data_key=self.image_key,
+            parameters={"dataset": DATASET, "chunk_shape": [1, *self._shape]},
+        )
+        self._pending_resource = True
+        if scan is not None:
+            scan.files.append(str(self.path))
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = self._dataset = None
+
+    # -- ophyd / bluesky -----------------------------------------------------------------
+    def stage(self) -> list:
+        self._begin_scan()
+        self._kind = None
+        return [self]
+
+    def unstage(self) -> list:
+        self._close()
+        self._kind = self._bundle = None
+        return [self]
+
+    def trigger(self) -> StatusBase:
+        kind, frame = self._acquire()
+        if kind != self._kind or self._file is None:
+            self._open(kind)
+        self._dataset.resize(self._index + 1, axis=0)
+        self._dataset[self._index] = frame
+        self._dataset.flush()
+        self._index += 1
+        return _finished()
+
+    def read(self) -> dict:
+        return {}  # the frame is external, announced by stream_datum
+
+    def describe(self) -> dict[str, dict]:
+        return {
+            self.image_key: {
+                "source": f"sim://{self.name}",
+                "shape": list(self._shape),
+                "dtype": "array",
+                "dtype_numpy": self._dtype.str,
+                "external": "STREAM:",
+            }
+        }
+
+    def read_configuration(self) -> dict:
+        return {}
+
+    def describe_configuration(self) -> dict:
+        return {}
+
+    def get_index(self) -> int:
+        return self._index
+
+    def collect_asset_docs(self, index: int | None = None) -> Iterator[tuple[str, dict]]:
+        if self._bundle is None:
+            return
+        if self._pending_resource:
+            self._pending_resource = False
+            yield "stream_resource", self._bundle.stream_resource_doc
+        stop = self._index if index is None else min(index, self._index)
+        if stop > self._emitted:
+            yield (
+                "stream_datum",
+                self._bundle.compose_stream_datum(
+                    indices=StreamRange(start=self._emitted, stop=stop)
+                ),
+            )
+            self._emitted = stop

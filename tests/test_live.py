@@ -1,0 +1,237 @@
+"""The live service with the real pieces: a Tiled server, the 0MQ proxy, a RunEngine with the
+simulated beamline publishing through both, and results read back with the Tiled client."""
+
+import time
+
+import numpy as np
+import pytest
+import zmq
+from bluesky import RunEngine
+from bluesky.plans import count
+from bluesky.preprocessors import msg_mutator
+
+from xanes_stream.service import ServiceConfig, XanesService
+from xanes_stream.services import start_proxy, start_tiled
+from xanes_stream.sim.beamline import make_beamline
+from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
+from xanes_stream.store.tiled_store import TiledResultStore
+
+pytestmark = pytest.mark.timeout(300)
+#: A short Ni K-edge scan: TiledWriter archives each frame as it comes (~0.2 s a frame here).
+ENERGIES = np.concatenate(
+    [np.arange(8250, 8320, 10.0), np.arange(8320, 8370, 2.0), np.arange(8370, 8451, 10.0)]
+)
+WAIT = 90.0
+MAPS = (
+    "thickness",
+    "error",
+    "r_factor",
+    "chi2_red",
+    "edge_energy",
+    "peak_energy",
+    "mask",
+    "clusters",
+    "shifts",
+    "energies",
+)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("detector")
+    with (
+        start_tiled(tmp_path_factory.mktemp("tiled"), readable_dirs=[data_dir]) as tiled,
+        start_proxy() as proxy,
+    ):
+        config = ServiceConfig(
+            tiled_uri=tiled.uri,
+            zmq_address=proxy.out_address,
+            profile="sim",
+            allowed_roots=[str(data_dir)],
+        )
+        service = XanesService(config, client=tiled.client()).start()
+        try:
+            yield type(
+                "Live",
+                (),
+                {
+                    "tiled": tiled,
+                    "proxy": proxy,
+                    "service": service,
+                    "data_dir": data_dir,
+                    "client": tiled.client(),
+                },
+            )
+        finally:
+            service.stop()
+
+
+def wait_for(service, uids, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = [service.records.get(uid) for uid in uids]
+        if all(r is not None and r.status != "analysing" for r in records):
+            return records
+        time.sleep(0.1)
+    raise AssertionError(f"no result within {timeout} s for {uids}")
+
+
+def engine_for(live, beamline):
+    from bluesky_tiled_plugins import TiledWriter
+
+    engine = RunEngine({}, context_managers=[])
+    engine.subscribe(TiledWriter(live.tiled.client(), batch_size=1))  # first: raw run complete
+    publisher = connect_publisher(live.proxy.in_address)
+    engine.subscribe(publisher)
+    return engine, publisher
+
+
+def assert_maps_match_truth(client, uid, truth):
+    node = client["xanes"][uid]
+    assert "XANESMaps" in [spec.name for spec in node.specs]
+    for name in MAPS:
+        assert name in node, name
+    md = node.metadata
+    assert md["status"] == "done" and md["raw_uid"] == uid
+    for key in (
+        "scan_id",
+        "sample",
+        "energies",
+        "references",
+        "settings",
+        "version",
+        "timings",
+        "summary",
+    ):
+        assert key in md, key
+    fitted = np.stack([node["fractions"][name].read() for name in truth.references])
+    inside = truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
+    assert np.median(np.abs(fitted - truth.fractions)[:, inside]) < 0.05
+    assert node["r_factor"].read()[inside].mean() < 0.01
+
+
+@pytest.mark.parametrize("detector", ["hdf5", "inline"])
+def test_scans_arrive_as_maps_in_tiled(live, detector):
+    runs = run_simulated_experiment(
+        live.tiled.uri,
+        live.tiled.api_key,
+        live.proxy.in_address,
+        n_scans=2,
+        detector=detector,
+        data_dir=live.data_dir,
+        shape=(64, 64),
+        seed=3,
+        energies=ENERGIES,
+    )
+    records = wait_for(live.service, [run.uid for run in runs])
+    assert [r.status for r in records] == ["done", "done"], [r.reason for r in records]
+    for run in runs:
+        assert_maps_match_truth(live.client, run.uid, run.truth)
+        raw = live.client[run.uid]  # the raw run is archived by TiledWriter
+        assert raw["primary"][raw.metadata["start"]["xanes"]["image_key"]].shape[0] == len(
+            run.truth.energies
+        )
+    # the series reacts between scans; its maps show it
+    first, second = (
+        live.client["xanes"][run.uid].metadata["summary"]["mean_fractions"] for run in runs
+    )
+    assert first["NiO"] > second["NiO"] + 0.1
+
+
+def test_non_scan_run_between_scans_is_ignored(live):
+    beamline = make_beamline(detector="hdf5", data_dir=live.data_dir, shape=(48, 48), seed=5)
+    engine, publisher = engine_for(live, beamline)
+    try:
+        first = engine(beamline.xanes_scan(ENERGIES))[0]
+        other = engine(count([beamline.energy], num=3))[0]
+        second = engine(beamline.xanes_scan(ENERGIES))[0]
+    finally:
+        publisher.close()
+    records = wait_for(live.service, [first, second])
+    assert [r.status for r in records] == ["done", "done"]
+    time.sleep(0.5)
+    assert other not in live.client["xanes"]
+    assert other not in live.service.records
+
+
+def test_aborted_run_leaves_a_record_of_why(live):
+    beamline = make_beamline(detector="hdf5", data_dir=live.data_dir, shape=(48, 48), seed=6)
+    engine, publisher = engine_for(live, beamline)
+    saved = []
+    uid = []
+
+    def capture(name, doc):
+        if name == "start":
+            uid.append(doc["uid"])
+
+    def fail_midway(msg):
+        if msg.command == "save":
+            saved.append(msg)
+            if len(saved) == 10:
+                raise RuntimeError("beam dump")
+        return msg
+
+    engine.subscribe(capture)
+    try:
+        with pytest.raises(RuntimeError, match="beam dump"):
+            engine(msg_mutator(beamline.xanes_scan(ENERGIES), fail_midway))
+    finally:
+        publisher.close()
+    (record,) = wait_for(live.service, uid)
+    assert record.status == "failed"
+    assert live.service.status()["last_error"] is None, live.service.status()["last_error"]
+    node = live.client["xanes"][uid[0]]
+    assert node.metadata["status"] == "failed"
+    assert "beam dump" in node.metadata["reason"]
+    assert "thickness" not in node
+
+
+def test_unusable_documents_do_not_stop_the_service(live):
+    context = zmq.Context.instance()
+    socket = context.socket(zmq.PUB)
+    socket.connect(f"tcp://{live.proxy.in_address}")
+    time.sleep(0.5)
+    for message in (
+        b"no spaces at all",
+        b" bogus \x81\x82",
+        b" event \xc1garbage",
+        b" start " + b"\x00" * 64,
+        b" \xff\xfe start {}",
+    ):
+        socket.send(message)
+    socket.close(linger=1000)
+    time.sleep(0.5)
+    assert live.service.status()["listening"]
+    runs = run_simulated_experiment(
+        live.tiled.uri,
+        live.tiled.api_key,
+        live.proxy.in_address,
+        n_scans=1,
+        detector="inline",
+        data_dir=live.data_dir,
+        shape=(48, 48),
+        seed=7,
+        energies=ENERGIES,
+    )
+    (record,) = wait_for(live.service, [runs[0].uid])
+    assert record.status == "done"
+
+
+def test_writing_is_idempotent(live):
+    runs = [r for r in live.service.records.values() if r.status == "done"]
+    assert runs
+    store = TiledResultStore(live.tiled.client())
+    maps = store.read_maps(runs[0].uid)
+    for _ in range(2):
+        store.write_maps(runs[0].uid, maps, {"scan_id": runs[0].scan_id, "sample": "again"})
+    keys = list(live.client["xanes"])
+    assert keys.count(runs[0].uid) == 1
+    assert live.client["xanes"][runs[0].uid].metadata["sample"] == "again"
+
+
+def test_writes_need_the_api_key(live):
+    from tiled.client import from_uri
+
+    with pytest.raises(Exception, match="API key|401|authentication"):
+        anonymous = from_uri(live.tiled.uri)
+        anonymous.create_container("intruder")
