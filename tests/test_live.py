@@ -104,7 +104,9 @@ def assert_maps_match_truth(client, uid, truth):
         "summary",
     ):
         assert key in md, key
-    fitted = np.stack([node["fractions"][name].read() for name in truth.references])
+    names = node["fractions"].metadata["reference_names"]
+    assert names == md["references"]
+    fitted = node["fractions"].read()[[names.index(n) for n in truth.references]]
     inside = truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
     assert np.median(np.abs(fitted - truth.fractions)[:, inside]) < 0.05
     assert node["r_factor"].read()[inside].mean() < 0.01

@@ -74,7 +74,9 @@ def run_demo(
             print("read them with the Tiled client (API key in XANES_TILED_API_KEY):\n")
             print("    from tiled.client import from_uri")
             print(f"    maps = from_uri({tiled.uri!r}, api_key=KEY)['xanes'][{uids[-1]!r}]")
-            print("    maps['fractions']['NiO'].read(), maps['r_factor'].read(), maps.metadata")
+            print("    maps['fractions'].read()  # layers: maps['fractions'].metadata"
+                  "['reference_names']")
+            print("    maps['r_factor'].read(), maps['edge_energy'].read(), maps.metadata")
             if keep:
                 print(f"\nserving; API key: {tiled.api_key}; Ctrl-C to stop", flush=True)
                 _wait_for_interrupt()
@@ -105,7 +107,8 @@ def _table(store, runs, service) -> list[dict]:
         summary = md["summary"]
         truth = run.truth
         inside = truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
-        fitted = np.stack([node["fractions"][n].read() for n in truth.references])
+        names = node["fractions"].metadata["reference_names"]
+        fitted = node["fractions"].read()[[names.index(n) for n in truth.references]]
         error = float(np.nanmedian(np.abs(fitted - truth.fractions)[:, inside]))
         fractions = "  ".join(f"{summary['mean_fractions'][n]:7.3f}" for n in truth.references)
         latency = f"{record.latency:6.2f} s" if record and record.latency else "   ?"

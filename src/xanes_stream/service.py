@@ -13,7 +13,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -156,6 +155,11 @@ class XanesService:
         return self._store
 
     def _work(self) -> None:
+        try:
+            self.store.warm_up()
+        except Exception as exc:  # Tiled not there yet: the first scan will say so
+            self.last_error = f"Tiled at {self.config.tiled_uri}: {exc}"
+            log.error("cannot reach Tiled at %s yet: %s", self.config.tiled_uri, exc)
         while True:
             job = self._jobs.get()
             if job is None:
@@ -242,7 +246,3 @@ class XanesService:
                     ) from None
                 log.info("reference %r not in the Tiled library; using the bundled one", name)
         return self._references[name]
-
-
-def data_root_default() -> Path:
-    return Path(os.environ.get("XANES_STREAM_HOME", Path.home() / ".xanes-stream"))

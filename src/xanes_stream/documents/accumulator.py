@@ -40,6 +40,8 @@ class ScanAccumulator:
     _shifts: list = field(default_factory=list)
     _registrar: FrameRegistrar | None = None
     _shape: tuple | None = None
+    _dark_mean: np.ndarray | None = None
+    _flat_net: np.ndarray | None = None
     bad_frames: int = 0
 
     def __post_init__(self) -> None:
@@ -51,9 +53,12 @@ class ScanAccumulator:
 
     def add_dark(self, frame: np.ndarray) -> None:
         self._dark.append(self._checked(frame))
+        self._dark_mean = np.mean(self._dark, axis=0, dtype=np.float32)
+        self._update_flat()
 
     def add_flat(self, frame: np.ndarray) -> None:
         self._flat.append(self._checked(frame))
+        self._update_flat()
         held, self._held = self._held, []
         for energy, raw, i0 in held:
             self._process(energy, raw, i0)
@@ -67,6 +72,14 @@ class ScanAccumulator:
             self._held.append((energy, frame, i0))
             return
         self._process(energy, frame, i0)
+
+    def _update_flat(self) -> None:
+        """(flat - dark), computed once per dark or flat frame rather than per frame."""
+        if self._flat:
+            flat = np.mean(self._flat, axis=0, dtype=np.float32)
+            if self._dark_mean is not None:
+                flat -= self._dark_mean
+            self._flat_net = flat
 
     def _checked(self, frame) -> np.ndarray:
         frame = np.asarray(frame)
@@ -84,15 +97,11 @@ class ScanAccumulator:
 
     def _corrected(self, frame: np.ndarray, i0: float | None) -> np.ndarray:
         image = frame.astype(np.float32)
-        dark = np.mean(self._dark, axis=0, dtype=np.float32) if self._dark else None
-        if dark is not None:
-            image -= dark
-        if self._flat:
-            flat = np.mean(self._flat, axis=0, dtype=np.float32)
-            if dark is not None:
-                flat = flat - dark
+        if self._dark_mean is not None:
+            image -= self._dark_mean
+        if self._flat_net is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                image /= flat
+                image /= self._flat_net
         if i0 is not None and self.mode == "fluorescence":
             image /= np.float32(i0)
         if self.mode == "transmission":

@@ -2,13 +2,16 @@
 
 Layout (what clients rely on; see the README):
 
-- arrays ``thickness``, ``error``, ``r_factor``, ``chi2_red``, ``edge_energy``, ``peak_energy``,
-  ``mask``, ``clusters`` (ny, nx); ``shifts`` (n, 2); ``energies`` (n,); ``mean_spectrum``,
-  ``mean_fit``, ``fit_energies``;
-- a container ``fractions`` with one (ny, nx) array per reference, by its name;
+- ``fractions`` (k, ny, nx), one layer per reference; its metadata ``reference_names`` says
+  which (also the container's ``references``);
+- ``thickness``, ``error``, ``r_factor``, ``chi2_red``, ``edge_energy``, ``peak_energy``,
+  ``mask``, ``clusters`` (ny, nx); ``shifts`` (n, 2); ``energies`` (n,);
 - metadata: ``status`` (done | failed), ``raw_uid``, ``scan_id``, ``sample``, ``plan_name``,
-  ``energies``, ``references``, ``settings``, ``summary``, ``software``, ``version``,
-  ``timings``, ``notes``, and ``reason`` when failed.
+  ``energies``, ``references``, ``settings``, ``summary``, ``mean_spectrum`` (energies,
+  spectrum, fit), ``software``, ``version``, ``timings``, ``notes``; ``reason`` when failed.
+
+Every array is one HTTP request (about 0.1 s each on a small server), so small vectors travel
+in the metadata.
 
 Writing replaces an earlier result of the same run, so re-analysis never duplicates.
 """
@@ -20,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..maps import Maps
+from ..maps import IMAGE_MAPS, Maps
 from ..spectra.references import Reference
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 SPEC = "XANESMaps"
 FAILED_SPEC = "XANESMapsFailed"
 REFERENCE_SPEC = "XANESReference"
+_VECTORS = ("shifts", "energies")
 
 
 def _container(parent, key: str, **kwargs):
@@ -59,6 +63,17 @@ class TiledResultStore:
             root[uid].delete(recursive=True, external_only=False)
         return root.create_container(uid, metadata=metadata, specs=specs)
 
+    def warm_up(self) -> None:
+        """Create the root and write (then delete) a tiny array: a fresh server's first array
+        write costs seconds, which should not fall on the first scan's maps."""
+        root = self.root
+        key = "_warm_up"
+        if key in root:
+            root[key].delete(recursive=True, external_only=False)
+        root.write_array(np.zeros((2, 2), dtype=np.float32), key=key).delete(
+            recursive=True, external_only=False
+        )
+
     def write_maps(self, uid: str, maps: Maps, metadata: dict) -> str:
         """Write every map of ``maps`` for raw run ``uid``; returns the container's URI."""
         md = {
@@ -76,36 +91,38 @@ class TiledResultStore:
             "timings": {**maps.metadata.get("timings", {}), **metadata.get("timings", {})},
             "notes": list(maps.metadata.get("notes", [])) + list(metadata.get("notes", [])),
         }
+        md["mean_spectrum"] = {
+            "energies": maps.fit_energies,
+            "spectrum": maps.mean_spectrum,
+            "fit": maps.mean_fit,
+        }
         node = self._replace(uid, _jsonable(md), [SPEC])
-        fractions = node.create_container(
-            "fractions", metadata={"reference_names": maps.reference_names}
-        )
-        arrays = [
-            (node, name, value)
-            for name, value in maps.arrays().items()
-            if not name.startswith("fractions/")
-        ]
-        arrays += [
-            (fractions, name, maps.fractions[i]) for i, name in enumerate(maps.reference_names)
-        ]
-        with ThreadPoolExecutor(4) as pool:  # one HTTP request each: overlap them
-            list(
-                pool.map(lambda item: item[0].write_array(_storable(item[2]), key=item[1]), arrays)
-            )
+        arrays = [("fractions", maps.fractions, {"reference_names": maps.reference_names})]
+        arrays += [(name, getattr(maps, name), {}) for name in (*IMAGE_MAPS, *_VECTORS)]
+
+        def write(item) -> None:
+            key, value, metadata = item
+            node.write_array(_storable(value), key=key, metadata=metadata)
+
+        with ThreadPoolExecutor(2) as pool:  # overlap client-side encoding with the server
+            list(pool.map(write, arrays))
         return node.uri
 
     def read_maps(self, uid: str) -> Maps:
         """The maps of raw run ``uid`` as written by :meth:`write_maps`."""
-        from ..maps import IMAGE_MAPS
-
         node = self.root[uid]
         names = list(node["fractions"].metadata["reference_names"])
-        fractions = np.stack([node["fractions"][name].read() for name in names])
-        vectors = ("shifts", "energies", "mean_spectrum", "mean_fit", "fit_energies")
-        fields = {name: node[name].read() for name in (*IMAGE_MAPS, *vectors)}
+        fields = {name: node[name].read() for name in (*IMAGE_MAPS, *_VECTORS)}
         fields["mask"] = fields["mask"].astype(bool)
+        mean = node.metadata.get("mean_spectrum") or {}
         return Maps(
-            reference_names=names, fractions=fractions, metadata=dict(node.metadata), **fields
+            reference_names=names,
+            fractions=node["fractions"].read(),
+            mean_spectrum=np.asarray(mean.get("spectrum", []), dtype=np.float32),
+            mean_fit=np.asarray(mean.get("fit", []), dtype=np.float32),
+            fit_energies=np.asarray(mean.get("energies", [])),
+            metadata=dict(node.metadata),
+            **fields,
         )
 
     def write_failure(self, uid: str, reason: str, metadata: dict) -> str:
