@@ -28,29 +28,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def _documents(phantom, rate: float):
     from event_model import compose_run
 
-    run = compose_run(metadata={
-        "plan_name": "xanes_scan", "scan_id": 1, "sample": "benchmark phantom",
-        "num_points": int(phantom.energies.size),
-        "xanes": {"references": [r.name for r in phantom.references], "image_key": "img",
-                  "energy_key": "energy", "mode": "transmission",
-                  "energies": phantom.energies.tolist()},
-    })
+    run = compose_run(
+        metadata={
+            "plan_name": "xanes_scan",
+            "scan_id": 1,
+            "sample": "benchmark phantom",
+            "num_points": int(phantom.energies.size),
+            "xanes": {
+                "references": [r.name for r in phantom.references],
+                "image_key": "img",
+                "energy_key": "energy",
+                "mode": "transmission",
+                "energies": phantom.energies.tolist(),
+            },
+        }
+    )
     yield "start", run.start_doc
     shape = list(phantom.frames.shape[1:])
-    keys = {"img": {"source": "sim", "dtype": "array", "shape": shape, "dtype_numpy": "<f4"},
-            "energy": {"source": "sim", "dtype": "number", "shape": []}}
+    keys = {
+        "img": {"source": "sim", "dtype": "array", "shape": shape, "dtype_numpy": "<f4"},
+        "energy": {"source": "sim", "dtype": "number", "shape": []},
+    }
     for stream, frame in (("dark", phantom.dark), ("flat", phantom.flat[0])):
         bundle = run.compose_descriptor(name=stream, data_keys=keys)
         yield "descriptor", bundle.descriptor_doc
-        yield "event", bundle.compose_event(data={"img": frame, "energy": 0.0},
-                                            timestamps={"img": 0, "energy": 0})
+        yield (
+            "event",
+            bundle.compose_event(
+                data={"img": frame, "energy": 0.0}, timestamps={"img": 0, "energy": 0}
+            ),
+        )
     primary = run.compose_descriptor(name="primary", data_keys=keys)
     yield "descriptor", primary.descriptor_doc
     for i, energy in enumerate(phantom.energies):
         yield "pace", 1.0 / rate
-        yield "event", primary.compose_event(
-            data={"img": phantom.frames[i], "energy": float(energy)},
-            timestamps={"img": time.time(), "energy": time.time()})
+        yield (
+            "event",
+            primary.compose_event(
+                data={"img": phantom.frames[i], "energy": float(energy)},
+                timestamps={"img": time.time(), "energy": time.time()},
+            ),
+        )
     yield "stop", run.compose_stop()
 
 
@@ -70,8 +88,9 @@ def main() -> int:
 
     energies = np.linspace(8250, 8450, args.n_energy)
     print(f"making a {args.n_energy} x {args.size}^2 phantom scan ...", flush=True)
-    phantom = make_phantom((args.size, args.size), energies=energies, n_particles=12,
-                           drift=0.3, seed=1)
+    phantom = make_phantom(
+        (args.size, args.size), energies=energies, n_particles=12, drift=0.3, seed=1
+    )
     phantom.flat = phantom.flat.astype(np.float32)
 
     # in-process reference: the same work the service does at the stop, on the same stack
@@ -87,20 +106,20 @@ def main() -> int:
         accumulator.add_frame(energy, frame)
         per_frame.append(time.perf_counter() - t0)
     stack, stack_energies, shifts = accumulator.finish()
-    no_registration = settings.model_copy(update={"registration": settings.registration.
-                                                  model_copy(update={"method": "none"})})
+    no_registration = settings.model_copy(
+        update={"registration": settings.registration.model_copy(update={"method": "none"})}
+    )
     refs = phantom.references
-    analyze(stack[:, :16].copy(), stack_energies, refs, mode="absorbance",
-            settings=no_registration)  # warm-up
+    analyze(
+        stack[:, :16].copy(), stack_energies, refs, mode="absorbance", settings=no_registration
+    )  # warm-up
     t0 = time.perf_counter()
-    analyze(stack, stack_energies, refs, mode="absorbance", settings=no_registration,
-            shifts=shifts)
+    analyze(stack, stack_energies, refs, mode="absorbance", settings=no_registration, shifts=shifts)
     in_process = time.perf_counter() - t0
     del stack
 
     with start_tiled() as tiled, start_proxy() as proxy:
-        config = ServiceConfig(tiled_uri=tiled.uri, zmq_address=proxy.out_address,
-                               profile="sim")
+        config = ServiceConfig(tiled_uri=tiled.uri, zmq_address=proxy.out_address, profile="sim")
         service = XanesService(config, client=tiled.client()).start()
         watcher = tiled.client()
         time.sleep(3)  # let the service warm the server up, as a running one has
@@ -137,20 +156,28 @@ def main() -> int:
 
     received = (record and record.status == "done") and args.n_energy
     per_frame_ms = 1000 * float(np.median(per_frame))
-    print(f"\ningest, {args.size}^2 frames at {args.rate:g} frames/s sent "
-          f"({sent} events in {send_duration:.1f} s):")
-    print(f"  service time per frame (dark/flat, -ln, incremental registration): "
-          f"median {per_frame_ms:.1f} ms -> sustains {1000 / per_frame_ms:.0f} frames/s")
-    print(f"  frames analysed: {received} of {args.n_energy} primary frames sent; dropped: "
-          f"{args.n_energy - (received or 0)}")
+    print(
+        f"\ningest, {args.size}^2 frames at {args.rate:g} frames/s sent "
+        f"({sent} events in {send_duration:.1f} s):"
+    )
+    print(
+        f"  service time per frame (dark/flat, -ln, incremental registration): "
+        f"median {per_frame_ms:.1f} ms -> sustains {1000 / per_frame_ms:.0f} frames/s"
+    )
+    print(
+        f"  frames analysed: {received} of {args.n_energy} primary frames sent; dropped: "
+        f"{args.n_energy - (received or 0)}"
+    )
     print(f"\nend of scan, {args.n_energy} x {args.size}^2:")
     print(f"  analyze in-process (fit and all maps): {in_process:.2f} s")
     if latency is None:
         print("  no maps in Tiled within 120 s")
         return 1
-    print(f"  stop document -> maps readable in Tiled: {latency:.2f} s "
-          f"({latency / in_process:.2f}x in-process; status {record.status}, "
-          f"service analysis {record.analysis_seconds:.2f} s)")
+    print(
+        f"  stop document -> maps readable in Tiled: {latency:.2f} s "
+        f"({latency / in_process:.2f}x in-process; status {record.status}, "
+        f"service analysis {record.analysis_seconds:.2f} s)"
+    )
     return 0
 
 

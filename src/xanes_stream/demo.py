@@ -74,8 +74,10 @@ def run_demo(
             print("read them with the Tiled client (API key in XANES_TILED_API_KEY):\n")
             print("    from tiled.client import from_uri")
             print(f"    maps = from_uri({tiled.uri!r}, api_key=KEY)['xanes'][{uids[-1]!r}]")
-            print("    maps['fractions'].read()  # layers: maps['fractions'].metadata"
-                  "['reference_names']")
+            print(
+                "    maps['fractions'].read()  # layers: maps['fractions'].metadata"
+                "['reference_names']"
+            )
             print("    maps['r_factor'].read(), maps['edge_energy'].read(), maps.metadata")
             if keep:
                 print(f"\nserving; API key: {tiled.api_key}; Ctrl-C to stop", flush=True)
