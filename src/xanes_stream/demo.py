@@ -71,16 +71,19 @@ def run_demo(
                 )
                 print(f"\nfigure of the last scan's maps: {figure}")
             print(f"\nmaps are in Tiled at {tiled.uri}/api/v1/metadata/xanes")
-            print("read them with the Tiled client (API key in XANES_TILED_API_KEY):\n")
+            print("read them with the Tiled client (this demo server's throwaway API key):\n")
             print("    from tiled.client import from_uri")
-            print(f"    maps = from_uri({tiled.uri!r}, api_key=KEY)['xanes'][{uids[-1]!r}]")
+            print(
+                f"    maps = from_uri({tiled.uri!r}, api_key={tiled.api_key!r})"
+                f"['xanes'][{uids[-1]!r}]"
+            )
             print(
                 "    maps['fractions'].read()  # layers: maps['fractions'].metadata"
                 "['reference_names']"
             )
             print("    maps['r_factor'].read(), maps['edge_energy'].read(), maps.metadata")
             if keep:
-                print(f"\nserving; API key: {tiled.api_key}; Ctrl-C to stop", flush=True)
+                print("\nserving on 127.0.0.1; Ctrl-C to stop", flush=True)
                 _wait_for_interrupt()
             missing = [row for row in rows if row["status"] != "done"]
             return 1 if missing else 0

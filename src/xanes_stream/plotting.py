@@ -35,7 +35,9 @@ def _image(ax, fig, values, title, cmap="viridis", vmin=None, vmax=None, log=Fal
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    bar.formatter.set_useOffset(False)  # energies read as eV, not offsets from 8.3e3
+    bar.update_ticks()
 
 
 def plot_maps(maps: Maps, path: str | Path, title: str = "") -> Path:
