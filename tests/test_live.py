@@ -140,6 +140,33 @@ def test_scans_arrive_as_maps_in_tiled(live, detector):
     assert first["NiO"] > second["NiO"] + 0.1
 
 
+def test_replay_gives_the_live_maps(live):
+    from xanes_stream.profiles import load_profile
+    from xanes_stream.replay import find_runs, replay
+
+    live_done = [r for r in live.service.records.values() if r.status == "done"]
+    assert live_done
+    uid = live_done[0].uid
+    client = live.tiled.client()
+    assert find_runs(client, uids=[uid]) == [uid]
+    (record,) = replay(
+        client,
+        [uid],
+        profile=load_profile("sim"),
+        root="replayed",
+        allowed_roots=[str(live.data_dir)],
+    )
+    assert record.status == "done", record.reason
+    original, replayed = client["xanes"][uid], client["replayed"][uid]
+    assert replayed.metadata["replayed"] is True and "replayed_at" in replayed.metadata
+    for name in ("fractions", "thickness", "r_factor", "edge_energy", "mask", "shifts"):
+        np.testing.assert_allclose(
+            replayed[name].read(), original[name].read(), atol=1e-6, err_msg=name
+        )
+    scan_id = original.metadata["scan_id"]
+    assert uid in find_runs(client, scan_ids=(scan_id, scan_id))
+
+
 def test_non_scan_run_between_scans_is_ignored(live):
     beamline = make_beamline(detector="hdf5", data_dir=live.data_dir, shape=(48, 48), seed=5)
     engine, publisher = engine_for(live, beamline)

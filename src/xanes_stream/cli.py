@@ -1,4 +1,4 @@
-"""Command line: ``xanes-stream analyze | example-stack`` (and the service commands)."""
+"""Command line: ``xanes-stream analyze | example-stack | serve | replay | references | demo``."""
 
 from __future__ import annotations
 
@@ -209,6 +209,51 @@ def cmd_references(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .profiles import load_profile
+    from .replay import find_runs, replay
+    from .settings import load_settings
+
+    client = _tiled_client(args)
+    scan_ids = None
+    if args.scan_ids:
+        low, _, high = args.scan_ids.partition("-")
+        try:
+            scan_ids = (int(low), int(high or low))
+        except ValueError:
+            raise XanesStreamError(f"--scan-ids {args.scan_ids!r}: use N or N-M") from None
+    uids = find_runs(
+        client,
+        uids=args.uids,
+        scan_ids=scan_ids,
+        sample=args.sample,
+        plan_name=args.plan,
+        since=args.since,
+        until=args.until,
+    )
+    if not uids:
+        raise XanesStreamError("no raw runs match")
+    profile = load_profile(args.profile)
+    settings = load_settings(args.settings) if args.settings else None
+    bars = _Bars()
+    try:
+        records = replay(
+            client,
+            uids,
+            profile=profile,
+            settings=settings,
+            root=args.root,
+            allowed_roots=args.allowed_root,
+            progress=lambda done, total: bars("replay", done, total),
+        )
+    finally:
+        bars.close()
+    for record in records:
+        outcome = record.uri if record.status == "done" else f"{record.status}: {record.reason}"
+        print(f"{record.uid[:8]}  scan {record.scan_id}  {outcome}")
+    return 0 if all(r.status == "done" for r in records) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xanes-stream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -263,6 +308,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept pickled documents (unsafe: only on a trusted network)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("replay", help="re-analyse archived raw runs from Tiled")
+    p.add_argument("uids", nargs="*", help="raw run uids (or use the filters)")
+    p.add_argument("--scan-ids", help="N or N-M, inclusive")
+    p.add_argument("--sample")
+    p.add_argument("--plan", help="plan name")
+    p.add_argument("--since", help="ISO date/time of the start document")
+    p.add_argument("--until", help="ISO date/time of the start document")
+    p.add_argument("--profile", default="sim")
+    p.add_argument("--settings", help="YAML of analysis settings to use instead")
+    p.add_argument("--root", default="xanes", help="Tiled container for the maps")
+    p.add_argument(
+        "--allowed-root",
+        action="append",
+        default=[],
+        help="folder detector files may be read from (repeat)",
+    )
+    p.add_argument("--tiled-uri", default="http://127.0.0.1:8000")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("references", help="the reference library in Tiled (/references)")
     p.add_argument("action", choices=["add", "list"])

@@ -65,8 +65,16 @@ class ScanRecord:
 class XanesService:
     """Subscribes to documents, analyses each energy scan at its stop, writes maps to Tiled."""
 
-    def __init__(self, config: ServiceConfig, *, profile: Profile | None = None, client=None):
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        profile: Profile | None = None,
+        client=None,
+        provenance: dict | None = None,
+    ):
         self.config = config
+        self.provenance = dict(provenance or {})  # merged into every result's metadata
         self.profile = profile or load_profile(config.profile)
         self.roots = [*self.profile.allowed_roots, *config.allowed_roots]
         self._client = client
@@ -81,8 +89,12 @@ class XanesService:
         self._lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> XanesService:
+    def start(self, *, subscribe: bool = True) -> XanesService:
+        """Start the analysis worker and (unless ``subscribe`` is False, as for replay, where
+        documents are fed by calling the service) the 0MQ subscriber."""
         self._worker.start()
+        if not subscribe:
+            return self
         self._subscriber = SubscriberThread(
             self.config.zmq_address,
             self._router,
@@ -185,6 +197,7 @@ class XanesService:
             "raw_time": job.start.get("time"),
             "profile": job.profile.name,
             "notes": job.notes,
+            **self.provenance,
         }
 
     def _handle(self, job: ScanJob, record: ScanRecord) -> None:
