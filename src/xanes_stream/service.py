@@ -92,6 +92,13 @@ class XanesService:
     def start(self, *, subscribe: bool = True) -> XanesService:
         """Start the analysis worker and (unless ``subscribe`` is False, as for replay, where
         documents are fed by calling the service) the 0MQ subscriber."""
+        # In this thread, before any other starts: the first Tiled write imports much (dask),
+        # and concurrent first imports from two threads can fail; it also warms the server.
+        try:
+            self.store.warm_up()
+        except Exception as exc:  # Tiled not there yet: the first scan will say so
+            self.last_error = f"Tiled at {self.config.tiled_uri}: {exc}"
+            log.error("cannot reach Tiled at %s yet: %s", self.config.tiled_uri, exc)
         self._worker.start()
         if not subscribe:
             return self
@@ -167,11 +174,6 @@ class XanesService:
         return self._store
 
     def _work(self) -> None:
-        try:
-            self.store.warm_up()
-        except Exception as exc:  # Tiled not there yet: the first scan will say so
-            self.last_error = f"Tiled at {self.config.tiled_uri}: {exc}"
-            log.error("cannot reach Tiled at %s yet: %s", self.config.tiled_uri, exc)
         while True:
             job = self._jobs.get()
             if job is None:
