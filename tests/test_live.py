@@ -67,13 +67,11 @@ def live(tmp_path_factory):
 
 
 def wait_for(service, uids, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        records = [service.records.get(uid) for uid in uids]
-        if all(r is not None and r.status != "analysing" for r in records):
-            return records
-        time.sleep(0.1)
-    raise AssertionError(f"no result within {timeout} s for {uids}")
+    records = service.wait_for(uids, timeout)
+    assert all(r is not None and r.status != "analysing" for r in records), (
+        f"no result within {timeout} s for {uids}"
+    )
+    return records
 
 
 def engine_for(live, beamline):

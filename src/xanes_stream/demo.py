@@ -6,7 +6,6 @@ import logging
 import shutil
 import signal
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -53,13 +52,8 @@ def run_demo(
                 data_dir=data_dir,
                 shape=(size, size),
             )
-            deadline = time.monotonic() + WAIT_PER_SCAN * n_scans
             uids = [run.uid for run in runs]
-            while time.monotonic() < deadline and not all(
-                service.records.get(uid) and service.records[uid].status != "analysing"
-                for uid in uids
-            ):
-                time.sleep(0.1)
+            service.wait_for(uids, WAIT_PER_SCAN * n_scans)
             store = TiledResultStore(tiled.client())
             rows = _table(store, runs, service)
             last = next((run for run in reversed(runs) if store.status(run.uid) == "done"), None)

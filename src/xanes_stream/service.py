@@ -136,6 +136,18 @@ class XanesService:
     def __call__(self, name: str, doc: dict) -> None:
         self._router(name, doc)
 
+    def wait_for(self, uids: list[str], timeout: float) -> list[ScanRecord | None]:
+        """The records of ``uids`` once each is done or failed, or as they are after
+        ``timeout`` s (None for a scan not seen yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                records = [self.records.get(uid) for uid in uids]
+            settled = all(r is not None and r.status != "analysing" for r in records)
+            if settled or time.monotonic() >= deadline:
+                return records
+            time.sleep(0.05)
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until every queued scan is handled (or ``timeout`` s pass)."""
         deadline = time.monotonic() + timeout
