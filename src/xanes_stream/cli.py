@@ -352,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:  # one line per HTTP request drowns what a person needs to read
+        for chatty in ("httpx", "httpcore", "bluesky"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return args.func(args)
     except XanesStreamError as exc:
