@@ -29,7 +29,6 @@ class ScanAccumulator:
 
     settings: AnalysisSettings
     mode: str = "transmission"
-    expected: int | None = None
     needs_flat: bool = True
     label: str = ""
     _dark: list = field(default_factory=list)
@@ -42,7 +41,6 @@ class ScanAccumulator:
     _shape: tuple | None = None
     _dark_mean: np.ndarray | None = None
     _flat_net: np.ndarray | None = None
-    bad_frames: int = 0
 
     def __post_init__(self) -> None:
         self._registrar = FrameRegistrar(self.settings.registration)
@@ -114,7 +112,6 @@ class ScanAccumulator:
         image = self._corrected(frame, i0)
         finite = np.isfinite(image)
         if finite.mean() <= 0.5:
-            self.bad_frames += 1
             log.warning(
                 "%s: frame at %.2f eV is mostly non-finite; the fit will drop it",
                 self.label,

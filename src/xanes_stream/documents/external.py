@@ -55,6 +55,10 @@ class ExternalFrames:
             raise DocumentError("stream_resource has no parameters.dataset")
         self._resources[doc["uid"]] = (path, dataset)
 
+    def knows(self, resource_uid: str) -> bool:
+        """Whether a ``stream_resource`` of this uid was added (others are not ours)."""
+        return resource_uid in self._resources
+
     def read(self, datum: dict) -> tuple[list[int], np.ndarray]:
         """Sequence numbers and frames (n, ny, nx) of one ``stream_datum``."""
         resource = datum["stream_resource"]

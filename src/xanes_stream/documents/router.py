@@ -101,7 +101,6 @@ class ScanCallback(DocumentRouter):
         self.accumulator = ScanAccumulator(
             settings,
             mode=mode,
-            expected=start.get("num_points"),
             needs_flat=profile.dark_flat_source == "streams" and mode == "transmission",
             label=f"scan {start.get('scan_id')} ({start['uid'][:8]})",
         )
@@ -157,7 +156,7 @@ class ScanCallback(DocumentRouter):
             self.external.add_resource(doc)
 
     def stream_datum(self, doc):
-        if doc["stream_resource"] not in self.external._resources:
+        if not self.external.knows(doc["stream_resource"]):
             return
         seq_nums, frames = self.external.read(doc)
         for seq_num, frame in zip(seq_nums, frames, strict=True):
