@@ -10,8 +10,7 @@ from bluesky import RunEngine
 from bluesky.plans import count
 from bluesky.preprocessors import msg_mutator
 
-from xanes_stream.service import ServiceConfig, XanesService
-from xanes_stream.services import start_proxy, start_tiled
+from xanes_stream.services import local_pipeline
 from xanes_stream.sim.beamline import make_beamline
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
 from xanes_stream.store.tiled_store import TiledResultStore
@@ -39,31 +38,18 @@ MAPS = (
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("detector")
-    with (
-        start_tiled(tmp_path_factory.mktemp("tiled"), readable_dirs=[data_dir]) as tiled,
-        start_proxy() as proxy,
-    ):
-        config = ServiceConfig(
-            tiled_uri=tiled.uri,
-            zmq_address=proxy.out_address,
-            profile="sim",
-            allowed_roots=[str(data_dir)],
+    with local_pipeline(tmp_path_factory.mktemp("tiled"), data_dir) as (tiled, proxy, service):
+        yield type(
+            "Live",
+            (),
+            {
+                "tiled": tiled,
+                "proxy": proxy,
+                "service": service,
+                "data_dir": data_dir,
+                "client": tiled.client(),
+            },
         )
-        service = XanesService(config, client=tiled.client()).start()
-        try:
-            yield type(
-                "Live",
-                (),
-                {
-                    "tiled": tiled,
-                    "proxy": proxy,
-                    "service": service,
-                    "data_dir": data_dir,
-                    "client": tiled.client(),
-                },
-            )
-        finally:
-            service.stop()
 
 
 def wait_for(service, uids, timeout=WAIT):

@@ -19,8 +19,7 @@ def run_demo(
     output: Path, *, n_scans: int = 4, size: int = 128, keep: bool = False, detector: str = "hdf5"
 ) -> int:
     from .plotting import plot_maps
-    from .service import ServiceConfig, XanesService
-    from .services import start_proxy, start_tiled
+    from .services import local_pipeline
     from .sim.run import run_simulated_experiment
     from .store.tiled_store import TiledResultStore
 
@@ -30,59 +29,44 @@ def run_demo(
     data_dir = output / "detector"
     data_dir.mkdir(parents=True)
     print("starting Tiled (SQLite catalog) and the 0MQ proxy on 127.0.0.1 ...", flush=True)
-    with (
-        start_tiled(output / "tiled", readable_dirs=[data_dir]) as tiled,
-        start_proxy() as proxy,
-    ):
-        config = ServiceConfig(
-            tiled_uri=tiled.uri,
-            zmq_address=proxy.out_address,
-            profile="sim",
-            allowed_roots=[str(data_dir)],
+    with local_pipeline(output / "tiled", data_dir) as (tiled, proxy, service):
+        print(f"running {n_scans} simulated XANES scans (in-operando series) ...", flush=True)
+        runs = run_simulated_experiment(
+            tiled.uri,
+            tiled.api_key,
+            proxy.in_address,
+            n_scans=n_scans,
+            detector=detector,
+            data_dir=data_dir,
+            shape=(size, size),
         )
-        service = XanesService(config, client=tiled.client()).start()
-        try:
-            print(f"running {n_scans} simulated XANES scans (in-operando series) ...", flush=True)
-            runs = run_simulated_experiment(
-                tiled.uri,
-                tiled.api_key,
-                proxy.in_address,
-                n_scans=n_scans,
-                detector=detector,
-                data_dir=data_dir,
-                shape=(size, size),
+        uids = [run.uid for run in runs]
+        service.wait_for(uids, WAIT_PER_SCAN * n_scans)
+        store = TiledResultStore(tiled.client())
+        rows = _table(store, runs, service)
+        last = next((run for run in reversed(runs) if store.status(run.uid) == "done"), None)
+        if last is not None:
+            figure = plot_maps(
+                store.read_maps(last.uid),
+                output / "last_scan.png",
+                title=f"scan {store.root[last.uid].metadata['scan_id']}",
             )
-            uids = [run.uid for run in runs]
-            service.wait_for(uids, WAIT_PER_SCAN * n_scans)
-            store = TiledResultStore(tiled.client())
-            rows = _table(store, runs, service)
-            last = next((run for run in reversed(runs) if store.status(run.uid) == "done"), None)
-            if last is not None:
-                figure = plot_maps(
-                    store.read_maps(last.uid),
-                    output / "last_scan.png",
-                    title=f"scan {store.root[last.uid].metadata['scan_id']}",
-                )
-                print(f"\nfigure of the last scan's maps: {figure}")
-            print(f"\nmaps are in Tiled at {tiled.uri}/api/v1/metadata/xanes")
-            print("read them with the Tiled client (this demo server's throwaway API key):\n")
-            print("    from tiled.client import from_uri")
-            print(
-                f"    maps = from_uri({tiled.uri!r}, api_key={tiled.api_key!r})"
-                f"['xanes'][{uids[-1]!r}]"
-            )
-            print(
-                "    maps['fractions'].read()  # layers: maps['fractions'].metadata"
-                "['reference_names']"
-            )
-            print("    maps['r_factor'].read(), maps['edge_energy'].read(), maps.metadata")
-            if keep:
-                print("\nserving on 127.0.0.1; Ctrl-C to stop", flush=True)
-                _wait_for_interrupt()
-            missing = [row for row in rows if row["status"] != "done"]
-            return 1 if missing else 0
-        finally:
-            service.stop()
+            print(f"\nfigure of the last scan's maps: {figure}")
+        print(f"\nmaps are in Tiled at {tiled.uri}/api/v1/metadata/xanes")
+        print("read them with the Tiled client (this demo server's throwaway API key):\n")
+        print("    from tiled.client import from_uri")
+        print(
+            f"    maps = from_uri({tiled.uri!r}, api_key={tiled.api_key!r})['xanes'][{uids[-1]!r}]"
+        )
+        print(
+            "    maps['fractions'].read()  # layers: maps['fractions'].metadata['reference_names']"
+        )
+        print("    maps['r_factor'].read(), maps['edge_energy'].read(), maps.metadata")
+        if keep:
+            print("\nserving on 127.0.0.1; Ctrl-C to stop", flush=True)
+            _wait_for_interrupt()
+        missing = [row for row in rows if row["status"] != "done"]
+        return 1 if missing else 0
 
 
 def _table(store, runs, service) -> list[dict]:

@@ -342,3 +342,24 @@ def start_proxy(
         proxy._cleanup = []
         proxy.stop()
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def local_pipeline(tiled_root: str | Path, data_dir: str | Path, *, profile: str = "sim"):
+    """Tiled, the proxy and the analysis service together on this machine, for the demo and
+    the tests: yields ``(tiled, proxy, service)``, the service reading detector files from
+    ``data_dir``; everything is stopped on leaving the block."""
+    from .service import ServiceConfig, XanesService
+
+    with start_tiled(tiled_root, readable_dirs=[data_dir]) as tiled, start_proxy() as proxy:
+        config = ServiceConfig(
+            tiled_uri=tiled.uri,
+            zmq_address=proxy.out_address,
+            profile=profile,
+            allowed_roots=[str(data_dir)],
+        )
+        service = XanesService(config, client=tiled.client()).start()
+        try:
+            yield tiled, proxy, service
+        finally:
+            service.stop()
