@@ -78,3 +78,20 @@ class Maps:
             "median_r_factor": float(np.nanmedian(r)) if r.size else float("nan"),
             "mask_pixels": int(inside.sum()),
         }
+
+
+def jsonable(value, *, finite: bool = False):
+    """``value`` with numpy scalars and arrays made plain Python, recursively, for JSON or
+    Tiled metadata; unknown objects become their ``str``. ``finite`` turns NaN and inf
+    into None (strict JSON, as Tiled's metadata needs)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, finite=finite) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [jsonable(v, finite=finite) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if finite and not np.isfinite(value) else value
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from ..errors import StackFileError
-from ..maps import IMAGE_MAPS, Maps
+from ..maps import IMAGE_MAPS, Maps, jsonable
 
 _VECTORS = ("shifts", "energies", "mean_spectrum", "mean_fit", "fit_energies")
 
@@ -25,7 +25,7 @@ def write_maps(maps: Maps, path: str | Path) -> Path:
                 f.create_dataset(
                     name, data=values, compression="gzip" if values.ndim == 2 else None
                 )
-            f.attrs["metadata"] = json.dumps(maps.metadata, default=_jsonable)
+            f.attrs["metadata"] = json.dumps(jsonable(maps.metadata))
             f.attrs["settings"] = json.dumps(maps.metadata.get("settings", {}))
             f.attrs["reference_names"] = json.dumps(maps.reference_names)
     except OSError as exc:
@@ -45,11 +45,3 @@ def read_maps(path: str | Path) -> Maps:
     except (OSError, KeyError) as exc:
         raise StackFileError(f"{path} is not a maps file: {exc}") from None
     return Maps(reference_names=names, fractions=fractions, metadata=metadata, **fields)
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)

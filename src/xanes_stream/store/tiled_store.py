@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..maps import IMAGE_MAPS, Maps
+from ..maps import IMAGE_MAPS, Maps, jsonable
 from ..spectra.references import Reference
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class TiledResultStore:
             "spectrum": maps.mean_spectrum,
             "fit": maps.mean_fit,
         }
-        node = self._replace(uid, _jsonable(md), [SPEC])
+        node = self._replace(uid, jsonable(md, finite=True), [SPEC])
         arrays = [("fractions", maps.fractions, {"reference_names": maps.reference_names})]
         arrays += [(name, getattr(maps, name), {}) for name in (*IMAGE_MAPS, *_VECTORS)]
 
@@ -134,7 +134,7 @@ class TiledResultStore:
             "reason": reason,
             "software": "xanes-stream",
         }
-        return self._replace(uid, _jsonable(md), [FAILED_SPEC]).uri
+        return self._replace(uid, jsonable(md, finite=True), [FAILED_SPEC]).uri
 
     def status(self, uid: str) -> str | None:
         root = self.root
@@ -179,17 +179,3 @@ class TiledResultStore:
 def _storable(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     return array.astype(np.uint8) if array.dtype == bool else array
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
