@@ -122,6 +122,14 @@ def test_scans_arrive_as_maps_in_tiled(live, detector):
         live.client["xanes"][run.uid].metadata["summary"]["mean_fractions"] for run in runs
     )
     assert first["NiO"] > second["NiO"] + 0.1
+    # the event log told each scan's story in order: frames n/N while receiving, then the maps
+    for run in runs:
+        story = [e["scan"] for e in live.service.events.since(0) if e["scan"]["uid"] == run.uid]
+        states = [s["status"] for s in story]
+        assert states[0] == "receiving" and states[-3:] == ["queued", "analysing", "done"]
+        frames = [s["frames"] for s in story if s["status"] == "receiving"]
+        assert frames == sorted(frames) and frames[-1] == len(run.truth.energies)
+        assert story[-1]["uri"].endswith(run.uid)
 
 
 def test_replay_gives_the_live_maps(live):

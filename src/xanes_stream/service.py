@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -20,6 +20,8 @@ from .analysis import analyze
 from .documents.router import SafeRouter, ScanJob
 from .documents.subscriber import SubscriberThread
 from .errors import XanesStreamError
+from .events import EventLog
+from .maps import jsonable
 from .profiles import Profile, load_profile
 from .spectra.references import Reference, bundled_reference
 from .store.tiled_store import TiledResultStore
@@ -54,12 +56,19 @@ class ScanRecord:
     uid: str
     scan_id: object
     sample: str
-    status: str  # analysing | done | failed
+    status: str  # receiving | queued | analysing | done | failed
+    frames: int = 0
+    expected: int | None = None
+    series: str | None = None
+    received_at: float | None = None
     uri: str | None = None
     reason: str | None = None
     latency: float | None = None
     analysis_seconds: float | None = None
     summary: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return jsonable(asdict(self))
 
 
 class XanesService:
@@ -80,13 +89,14 @@ class XanesService:
         self._client = client
         self._store: TiledResultStore | None = None
         self._jobs: queue.Queue[ScanJob | None] = queue.Queue()
-        self._router = SafeRouter(self.profile, self.roots, self._jobs.put)
+        self._router = SafeRouter(self.profile, self.roots, self._submit, self._progress)
         self._subscriber: SubscriberThread | None = None
         self._worker = threading.Thread(target=self._work, name="xanes-analysis", daemon=True)
         self._references: dict[str, Reference] = {}
         self.records: dict[str, ScanRecord] = {}
+        self.events = EventLog()
         self.last_error: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, *, subscribe: bool = True) -> XanesService:
@@ -143,7 +153,7 @@ class XanesService:
         while True:
             with self._lock:
                 records = [self.records.get(uid) for uid in uids]
-            settled = all(r is not None and r.status != "analysing" for r in records)
+            settled = all(r is not None and r.status in ("done", "failed") for r in records)
             if settled or time.monotonic() >= deadline:
                 return records
             time.sleep(0.05)
@@ -153,7 +163,7 @@ class XanesService:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                busy = any(r.status == "analysing" for r in self.records.values())
+                busy = any(r.status in ("queued", "analysing") for r in self.records.values())
             if self._jobs.empty() and not busy:
                 return True
             time.sleep(0.05)
@@ -166,6 +176,7 @@ class XanesService:
         return {
             "profile": self.profile.name,
             "listening": bool(self._subscriber and self._subscriber.alive),
+            "receiving": sum(r.status == "receiving" for r in records),
             "queued": self._jobs.qsize(),
             "done": sum(r.status == "done" for r in records),
             "failed": sum(r.status == "failed" for r in records),
@@ -185,14 +196,46 @@ class XanesService:
             self._store = TiledResultStore(self._client, root=self.config.results_root)
         return self._store
 
+    def _record(self, job: ScanJob) -> ScanRecord:
+        with self._lock:
+            record = self.records.get(job.uid)
+            if record is None:
+                record = self.records[job.uid] = ScanRecord(
+                    job.uid,
+                    job.scan_id,
+                    job.sample,
+                    "receiving",
+                    series=(job.start.get("xanes") or {}).get("series"),
+                    received_at=job.received_at,
+                )
+            return record
+
+    def _update(self, record: ScanRecord, **changes) -> None:
+        """Change a scan's record and tell the event log's readers."""
+        with self._lock:
+            for name, value in changes.items():
+                setattr(record, name, value)
+            self.events.publish("scan", scan=record.as_dict())
+
+    def _progress(self, job: ScanJob, frames: int, expected: int | None) -> None:
+        record = self._record(job)
+        if frames == 0 or frames == expected or frames % 5 == 0:
+            self._update(record, frames=frames, expected=expected)
+        else:
+            record.frames, record.expected = frames, expected
+
+    def _submit(self, job: ScanJob) -> None:
+        record = self._record(job)
+        self._update(record, status="queued", frames=record.frames)
+        self._jobs.put(job)
+
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
                 return
-            record = ScanRecord(job.uid, job.scan_id, job.sample, "analysing")
-            with self._lock:
-                self.records[job.uid] = record
+            record = self._record(job)
+            self._update(record, status="analysing")
             try:
                 self._handle(job, record)
             except Exception as exc:  # never let one scan stop the worker
@@ -200,7 +243,7 @@ class XanesService:
                 self.last_error = f"scan {job.scan_id} ({job.uid[:8]}): {reason}"
                 log.exception("scan %s (%s): analysis failed", job.scan_id, job.uid[:8])
                 self._record_failure(job, reason)
-                record.status, record.reason = "failed", reason  # only once it is recorded
+                self._update(record, status="failed", reason=reason)  # only once it is recorded
 
     def _metadata(self, job: ScanJob) -> dict:
         return {
@@ -218,7 +261,7 @@ class XanesService:
         label = f"scan {job.scan_id} ({job.uid[:8]})"
         if job.failure is not None:
             self._record_failure(job, job.failure)
-            record.status, record.reason = "failed", job.failure
+            self._update(record, status="failed", reason=job.failure)
             return
         started = time.perf_counter()
         references = [self._reference(name) for name in job.references]
@@ -244,10 +287,14 @@ class XanesService:
         metadata = self._metadata(job)
         metadata["timings"] = {"analysis": analysed}
         uri = self.store.write_maps(job.uid, maps, metadata)
-        record.latency = time.time() - job.stopped_at
-        record.analysis_seconds = analysed
-        record.summary = maps.summary()
-        record.status, record.uri = "done", uri
+        self._update(
+            record,
+            latency=time.time() - job.stopped_at,
+            analysis_seconds=analysed,
+            summary=maps.summary(),
+            status="done",
+            uri=uri,
+        )
         log.info(
             "%s: maps written to %s (%.2f s after its stop document)", label, uri, record.latency
         )

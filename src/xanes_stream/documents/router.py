@@ -63,6 +63,9 @@ class ScanJob:
         return str(self.start.get("sample") or self.start.get("xanes", {}).get("sample") or "")
 
 
+Progress = Callable[["ScanJob", int, int | None], None]
+
+
 def is_energy_scan(start: dict, profile: Profile) -> bool:
     selection = profile.runs
     if selection.md_key and isinstance(start.get(selection.md_key), dict):
@@ -73,9 +76,17 @@ def is_energy_scan(start: dict, profile: Profile) -> bool:
 class ScanCallback(DocumentRouter):
     """Collects one energy scan; at its stop hands a :class:`ScanJob` to ``submit``."""
 
-    def __init__(self, start: dict, profile: Profile, roots: list, submit: Callable) -> None:
+    def __init__(
+        self,
+        start: dict,
+        profile: Profile,
+        roots: list,
+        submit: Callable[[ScanJob], None],
+        progress: Progress | None = None,
+    ) -> None:
         super().__init__()
         self.submit = submit
+        self.progress = progress or (lambda job, seen, expected: None)
         md = start.get("xanes") if isinstance(start.get("xanes"), dict) else {}
         self.image_key = md.get("image_key", profile.image_key)
         self.energy_key = md.get("energy_key", profile.energy_key)
@@ -117,6 +128,7 @@ class ScanCallback(DocumentRouter):
             self.expected or "?",
             ", ".join(self.job.references) or "none",
         )
+        self.progress(self.job, 0, self.expected)
 
     # --- documents -----------------------------------------------------------------------
     def __call__(self, name, doc, validate=False):
@@ -204,6 +216,7 @@ class ScanCallback(DocumentRouter):
             i0 = float(data[self.i0_key]) if self.i0_key and self.i0_key in data else None
             self.accumulator.add_frame(energy, frame, i0)
             self.primary_seen += 1
+            self.progress(self.job, self.primary_seen, self.expected)
             if self.expected:
                 log.debug(
                     "%s: frames %d/%d", self.accumulator.label, self.primary_seen, self.expected
@@ -240,12 +253,23 @@ def _deep_merge(base: dict, update: dict) -> dict:
 
 
 class SafeRouter:
-    """A RunRouter that survives anything: bad documents are logged, never raised."""
+    """A RunRouter that survives anything: bad documents are logged, never raised.
 
-    def __init__(self, profile: Profile, roots: list, submit: Callable) -> None:
+    ``submit`` gets each scan's :class:`ScanJob` at its stop; ``progress(job, frames_seen,
+    frames_expected)`` is called at its start and at each frame.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        roots: list,
+        submit: Callable[[ScanJob], None],
+        progress: Progress | None = None,
+    ) -> None:
         self.profile = profile
         self.roots = roots
         self.submit = submit
+        self.progress = progress
         self.rejected = 0
         self.router = RunRouter([self._factory])
 
@@ -258,7 +282,7 @@ class SafeRouter:
                 start.get("plan_name"),
             )
             return [], []
-        return [ScanCallback(start, self.profile, self.roots, self.submit)], []
+        return [ScanCallback(start, self.profile, self.roots, self.submit, self.progress)], []
 
     def __call__(self, name, doc) -> None:
         if name not in DOCUMENT_NAMES or not isinstance(doc, dict):
