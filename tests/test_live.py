@@ -238,16 +238,23 @@ def test_unusable_documents_do_not_stop_the_service(live):
     assert record.status == "done"
 
 
-def test_writing_is_idempotent(live):
+@pytest.mark.parametrize("how", ["register", "upload"])
+def test_writing_is_idempotent(live, how):
     runs = [r for r in live.service.records.values() if r.status == "done"]
     assert runs
-    store = TiledResultStore(live.tiled.client())
-    maps = store.read_maps(runs[0].uid)
-    for _ in range(2):
-        store.write_maps(runs[0].uid, maps, {"scan_id": runs[0].scan_id, "sample": "again"})
-    keys = list(live.client["xanes"])
-    assert keys.count(runs[0].uid) == 1
-    assert live.client["xanes"][runs[0].uid].metadata["sample"] == "again"
+    uid = runs[0].uid
+    results_dir = live.tiled.results_dir if how == "register" else None
+    store = TiledResultStore(live.tiled.client(), results_dir=results_dir)
+    maps = store.read_maps(uid)
+    for sample in ("again", "and again"):
+        store.write_maps(uid, maps, {"scan_id": runs[0].scan_id, "sample": sample})
+    assert list(live.client["xanes"]).count(uid) == 1
+    node = live.client["xanes"][uid]
+    assert node.metadata["sample"] == "and again"
+    np.testing.assert_array_equal(node["fractions"].read(), maps.fractions)
+    np.testing.assert_array_equal(node["mask"].read().astype(bool), maps.mask)
+    if how == "register":  # only the newest maps file of the run is kept
+        assert len(list((live.tiled.results_dir / uid).glob("*.h5"))) == 1
 
 
 def test_writes_need_the_api_key(live):

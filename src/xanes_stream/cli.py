@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -165,6 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         zmq_address=args.zmq,
         profile=args.profile,
         results_root=args.root,
+        results_dir=args.results_dir,
         allowed_roots=args.allowed_root,
         allow_pickle=args.allow_pickle,
     )
@@ -243,6 +245,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             profile=profile,
             settings=settings,
             root=args.root,
+            results_dir=args.results_dir,
             allowed_roots=args.allowed_root,
             progress=lambda done, total: bars("replay", done, total),
         )
@@ -252,6 +255,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         outcome = record.uri if record.status == "done" else f"{record.status}: {record.reason}"
         print(f"{record.uid[:8]}  scan {record.scan_id}  {outcome}")
     return 0 if all(r.status == "done" for r in records) else 1
+
+
+def _results_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results-dir",
+        default=os.environ.get("XANES_RESULTS_DIR"),
+        help="folder in the Tiled server's readable_storage: each scan's maps are written "
+        "there as one HDF5 file and registered in one request (default $XANES_RESULTS_DIR; "
+        "unset: every map is uploaded)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiled-uri", default="http://127.0.0.1:8000")
     p.add_argument("--zmq", default="127.0.0.1:5578", help="0MQ proxy output, host:port")
     p.add_argument("--root", default="xanes", help="Tiled container for the maps")
+    _results_dir_option(p)
     p.add_argument(
         "--allowed-root",
         action="append",
@@ -319,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="sim")
     p.add_argument("--settings", help="YAML of analysis settings to use instead")
     p.add_argument("--root", default="xanes", help="Tiled container for the maps")
+    _results_dir_option(p)
     p.add_argument(
         "--allowed-root",
         action="append",

@@ -69,6 +69,7 @@ def replay(
     profile: Profile,
     settings: AnalysisSettings | None = None,
     root: str = "xanes",
+    results_dir: str | None = None,
     allowed_roots: list[str] = (),
     progress=None,
     timeout_per_scan: float = 600.0,
@@ -84,6 +85,7 @@ def replay(
         tiled_uri=client.uri,
         profile=profile.name,
         results_root=root,
+        results_dir=results_dir,
         allowed_roots=list(allowed_roots),
     )
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

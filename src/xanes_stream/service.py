@@ -45,6 +45,11 @@ class ServiceConfig(BaseModel):
     zmq_prefix: str = ""
     profile: str = "sim"
     results_root: str = "xanes"
+    results_dir: str | None = Field(
+        default_factory=lambda: os.environ.get("XANES_RESULTS_DIR") or None,
+        description="folder Tiled can read: maps are written there as one HDF5 file per scan "
+        "and registered (one request); None uploads each map (XANES_RESULTS_DIR)",
+    )
     allowed_roots: list[str] = Field(default_factory=list)
     allow_pickle: bool = False
 
@@ -193,7 +198,9 @@ class XanesService:
 
                 key = self.config.api_key.get_secret_value() if self.config.api_key else None
                 self._client = from_uri(self.config.tiled_uri, api_key=key)
-            self._store = TiledResultStore(self._client, root=self.config.results_root)
+            self._store = TiledResultStore(
+                self._client, root=self.config.results_root, results_dir=self.config.results_dir
+            )
         return self._store
 
     def _record(self, job: ScanJob) -> ScanRecord:

@@ -185,7 +185,8 @@ def tiled_config(
             "uri": f"sqlite:///{root}/catalog.db",
             "init_if_not_exists": init_if_not_exists,
             "writable_storage": [f"file://localhost{root}/data", f"sqlite:///{root}/tabular.db"],
-            "readable_storage": [str(Path(d).resolve()) for d in readable_dirs],
+            "readable_storage": [str(root / "results")]
+            + [str(Path(d).resolve()) for d in readable_dirs],
         },
         "media_types": {
             "BlueskyRun": {
@@ -205,6 +206,7 @@ class TiledProcess(_ManagedProcess):
         super().__init__(**kwargs)
         self.uri, self.port, self.api_key = uri, port, api_key
         self.root_dir, self.config_path = root_dir, config_path
+        self.results_dir = root_dir / "results"  # readable by the server: maps files go here
 
     def client(self, **kwargs: Any):
         """A Tiled client with the API key."""
@@ -244,6 +246,7 @@ def start_tiled(
     root = Path(tempfile.mkdtemp(prefix="xanes-tiled-") if temporary else root_dir).resolve()
     try:
         (root / "data").mkdir(parents=True, exist_ok=True)
+        (root / "results").mkdir(exist_ok=True)
         config_path = root / "config.yml"
         config_path.write_text(yaml.safe_dump(tiled_config(root, readable_dirs), sort_keys=False))
     except OSError as exc:
@@ -356,6 +359,7 @@ def local_pipeline(tiled_root: str | Path, data_dir: str | Path, *, profile: str
             tiled_uri=tiled.uri,
             zmq_address=proxy.out_address,
             profile=profile,
+            results_dir=str(tiled.results_dir),
             allowed_roots=[str(data_dir)],
         )
         service = XanesService(config, client=tiled.client()).start()
