@@ -92,8 +92,11 @@ def test_hostile_documents_are_survived(setup, caplog):
     router("start", {"no": "uid"})
     router("descriptor", {"uid": "d", "run_start": "nope"})
     assert router.rejected >= 3
+    # a stop without its start is handed on, to be read back from Tiled, not dropped
+    (orphan,) = jobs
+    assert orphan.uid == "never-started" and "start document never arrived" in orphan.incomplete
     engine(beamline.xanes_scan())  # the next scan is analysed as usual
-    assert len(jobs) == 1 and jobs[0].failure is None
+    assert len(jobs) == 2 and jobs[1].failure is None and jobs[1].incomplete is None
 
 
 def test_file_outside_allowed_roots_is_refused(setup, tmp_path):
@@ -102,3 +105,33 @@ def test_file_outside_allowed_roots_is_refused(setup, tmp_path):
     (job,) = jobs
     assert job.frames is None
     assert "outside the allowed roots" in job.failure
+
+
+@pytest.mark.parametrize("detector", ["hdf5", "inline"])
+@pytest.mark.parametrize("lost", ["event", "stream_datum", "start"])
+def test_lost_documents_mark_the_run_incomplete(setup, detector, lost):
+    """0MQ drops messages silently; the stop's num_events tells, and the run is handed on as
+    incomplete (to be read back from Tiled) instead of being analysed short or dropped."""
+    beamline, router, _engine, jobs = setup(detector)
+    seen = {"n": 0}
+
+    def lossy(name, doc):
+        if name == lost:
+            seen["n"] += 1
+            if lost == "start" or seen["n"] == 5:
+                return
+        router(name, doc)
+
+    engine = RunEngine({})
+    engine.subscribe(lossy)
+    engine(beamline.xanes_scan())
+    if lost == "stream_datum" and detector == "inline":  # no files, nothing lost
+        (job,) = jobs
+        assert job.incomplete is None and job.failure is None
+        return
+    (job,) = jobs
+    assert job.incomplete, "a lossy run must be marked incomplete"
+    assert job.frames is None and job.failure is None
+    if lost != "start":
+        n = len(beamline.truth(0).energies)
+        assert f"{n - 1} of {n} primary frames" in job.incomplete

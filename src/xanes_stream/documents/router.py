@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,6 +51,7 @@ class ScanJob:
     energies: np.ndarray | None = None
     shifts: np.ndarray | None = None
     failure: str | None = None
+    incomplete: str | None = None  # documents were lost on the way: re-read the run from Tiled
     received_at: float = 0.0
     stopped_at: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -99,6 +101,7 @@ class ScanCallback(DocumentRouter):
             streams["dark"]: "dark",
             streams["flat"]: "flat",
         }
+        self.received: Counter[str] = Counter()  # frames per stream kind
         mode = md.get("mode", profile.mode)
         self.job = ScanJob(
             uid=start["uid"],
@@ -120,7 +123,6 @@ class ScanCallback(DocumentRouter):
         self.pending: dict[tuple[str, int], dict] = {}  # (descriptor, seq_num) -> event data
         self.frames_waiting: dict[tuple[str, int], np.ndarray] = {}
         self.expected = start.get("num_points") or len(md.get("energies") or []) or None
-        self.primary_seen = 0
         log.info(
             "received %s: sample %r, %s energies, references %s",
             self.accumulator.label,
@@ -190,9 +192,11 @@ class ScanCallback(DocumentRouter):
                     f"{doc.get('reason') or 'no reason given'}",
                     log_level=logging.WARNING,
                 )
-            elif self.frames_waiting:
-                self._fail(f"{len(self.frames_waiting)} frames never matched an event")
-        if self.job.failure is None:
+            else:
+                self.job.incomplete = self._missing(doc)
+        if self.job.incomplete is not None:
+            log.warning("%s: incomplete (%s)", self.accumulator.label, self.job.incomplete)
+        elif self.job.failure is None:
             try:
                 self.job.frames, self.job.energies, self.job.shifts = self.accumulator.finish()
             except DocumentError as exc:
@@ -205,8 +209,24 @@ class ScanCallback(DocumentRouter):
         self.submit(self.job)
 
     # --- helpers ----------------------------------------------------------------------------
+    def _missing(self, stop: dict) -> str | None:
+        """What 0MQ lost of this run, judged by the stop's ``num_events``; None if nothing."""
+        counts = stop.get("num_events") or {}
+        lost = [
+            f"{self.received[kind]} of {counts[name]} {name} frames"
+            for name, kind in self.stream_kind.items()
+            if isinstance(counts.get(name), int) and self.received[kind] < counts[name]
+        ]
+        if self.frames_waiting:
+            lost.append(f"{len(self.frames_waiting)} frames without their event")
+        unmatched = sum(1 for key in self.pending if self.descriptors.get(key[0]) == "primary")
+        if unmatched:
+            lost.append(f"{unmatched} events without their frame")
+        return "received " + "; ".join(lost) if lost else None
+
     def _frame(self, kind, key, frame, data):
         self.pending.pop(key, None)
+        self.received[kind] += 1
         if kind == "dark":
             self.accumulator.add_dark(frame)
         elif kind == "flat":
@@ -215,15 +235,20 @@ class ScanCallback(DocumentRouter):
             energy = float(data[self.energy_key]) * self.energy_scale
             i0 = float(data[self.i0_key]) if self.i0_key and self.i0_key in data else None
             self.accumulator.add_frame(energy, frame, i0)
-            self.primary_seen += 1
-            self.progress(self.job, self.primary_seen, self.expected)
+            self.progress(self.job, self.received["primary"], self.expected)
             if self.expected:
                 log.debug(
-                    "%s: frames %d/%d", self.accumulator.label, self.primary_seen, self.expected
+                    "%s: frames %d/%d",
+                    self.accumulator.label,
+                    self.received["primary"],
+                    self.expected,
                 )
-                if self.primary_seen in (self.expected, self.expected // 2):
+                if self.received["primary"] in (self.expected, self.expected // 2):
                     log.info(
-                        "%s: frames %d/%d", self.accumulator.label, self.primary_seen, self.expected
+                        "%s: frames %d/%d",
+                        self.accumulator.label,
+                        self.received["primary"],
+                        self.expected,
                     )
 
     def _fail(self, reason: str, log_level=logging.ERROR) -> None:
@@ -272,8 +297,12 @@ class SafeRouter:
         self.progress = progress
         self.rejected = 0
         self.router = RunRouter([self._factory])
+        self._starts: OrderedDict[str, None] = OrderedDict()  # the newest run uids seen
 
     def _factory(self, name, start):
+        self._starts[start["uid"]] = None
+        while len(self._starts) > 10_000:
+            self._starts.popitem(last=False)
         if not is_energy_scan(start, self.profile):
             log.info(
                 "ignored run %s (scan %s, plan %r): not an energy scan",
@@ -289,6 +318,9 @@ class SafeRouter:
             self.rejected += 1
             log.error("unusable document: name %r, type %s", name, type(doc).__name__)
             return
+        if name == "stop" and doc.get("run_start") not in self._starts:
+            self._orphan_stop(doc)
+            return
         try:
             self.router(name, doc)
         except Exception as exc:  # a document event-model cannot route: drop it, keep going
@@ -300,3 +332,25 @@ class SafeRouter:
                 type(exc).__name__,
                 exc,
             )
+
+    def _orphan_stop(self, doc: dict) -> None:
+        """A stop whose start never came (a slow joiner, a restart, a full queue): hand the
+        run on as incomplete, so that it is read back from Tiled rather than lost."""
+        uid = doc.get("run_start")
+        if not isinstance(uid, str):
+            self.rejected += 1
+            log.error("unusable stop document: no run_start uid")
+            return
+        log.warning("stop of run %s whose start never arrived: will read it from Tiled", uid[:8])
+        self.submit(
+            ScanJob(
+                uid=uid,
+                start={"uid": uid},
+                stop=doc,
+                profile=self.profile,
+                references=[],
+                incomplete="its start document never arrived",
+                received_at=time.time(),
+                stopped_at=time.time(),
+            )
+        )
