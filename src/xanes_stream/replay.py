@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 
 from .errors import XanesStreamError
 from .profiles import Profile
@@ -87,6 +88,7 @@ def replay(
         results_root=root,
         results_dir=results_dir,
         allowed_roots=list(allowed_roots),
+        state_dir=str(Path(ServiceConfig().state_dir) / f"replay-{root}"),  # not the live spool
     )
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     service = XanesService(

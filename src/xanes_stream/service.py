@@ -7,12 +7,14 @@ queue; one analysis worker fits it and writes the maps, so the subscriber never 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -24,6 +26,8 @@ from .events import EventLog
 from .maps import jsonable
 from .profiles import Profile, load_profile
 from .spectra.references import Reference, bundled_reference
+from .store.raw_runs import RawRunNotReady, read_scan, unanalysed_runs
+from .store.spool import Spool, SpoolFlusher, is_outage
 from .store.tiled_store import TiledResultStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,20 @@ class ServiceConfig(BaseModel):
     )
     allowed_roots: list[str] = Field(default_factory=list)
     allow_pickle: bool = False
+    state_dir: str = Field(
+        default_factory=lambda: (
+            os.environ.get("XANES_STATE_DIR")
+            or str(Path.home() / ".local" / "state" / "xanes-stream")
+        ),
+        description="spooled results and status.json (XANES_STATE_DIR)",
+    )
+    recover_hours: float = Field(
+        24.0, ge=0, description="on start and every sweep, analyse scans this recent lacking maps"
+    )
+    sweep_interval: float = Field(60.0, gt=0, description="s between sweeps for scans lacking maps")
+    backfill_timeout: float = Field(
+        60.0, gt=0, description="s to wait for TiledWriter to finish a run that must be re-read"
+    )
 
 
 @dataclass
@@ -61,7 +79,7 @@ class ScanRecord:
     uid: str
     scan_id: object
     sample: str
-    status: str  # receiving | queued | analysing | done | failed
+    status: str  # receiving | queued | analysing | spooled | waiting | done | failed
     frames: int = 0
     expected: int | None = None
     series: str | None = None
@@ -71,6 +89,7 @@ class ScanRecord:
     latency: float | None = None
     analysis_seconds: float | None = None
     summary: dict = field(default_factory=dict)
+    stopped_at: float | None = None
 
     def as_dict(self) -> dict:
         return jsonable(asdict(self))
@@ -102,6 +121,12 @@ class XanesService:
         self.events = EventLog()
         self.last_error: str | None = None
         self._lock = threading.RLock()
+        self.state_dir = Path(config.state_dir)
+        self.spool = Spool(self.state_dir / "spool")
+        self._flusher: SpoolFlusher | None = None
+        self._housekeeper: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.counts = {"backfilled": 0, "recovered": 0}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, *, subscribe: bool = True) -> XanesService:
@@ -115,6 +140,11 @@ class XanesService:
             self.last_error = f"Tiled at {self.config.tiled_uri}: {exc}"
             log.error("cannot reach Tiled at %s yet: %s", self.config.tiled_uri, exc)
         self._worker.start()
+        self._flusher = SpoolFlusher(self.spool, self.store_or_none, self._spooled_written)
+        self._flusher.start()
+        if len(self.spool):
+            log.info("%d results spooled from before: writing them to Tiled", len(self.spool))
+            self._flusher.wake()
         if not subscribe:
             return self
         self._subscriber = SubscriberThread(
@@ -129,16 +159,26 @@ class XanesService:
             self.config.tiled_uri,
             self.config.results_root,
         )
+        self._housekeeper = threading.Thread(
+            target=self._housekeep, name="xanes-housekeeping", daemon=True
+        )
+        self._housekeeper.start()
         return self
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop listening, finish the scans already queued (bounded), stop the worker."""
         if self._subscriber is not None:
             self._subscriber.stop()
+        self._stopping.set()
         self._jobs.put(None)
         self._worker.join(timeout)
         if self._worker.is_alive():
             log.error("analysis worker still busy after %.0f s; leaving it", timeout)
+        if self._flusher is not None:
+            self._flusher.stop()
+        if self._housekeeper is not None:
+            self._housekeeper.join(10)
+        self._write_status()
         log.info("xanes-stream stopped")
 
     def __enter__(self) -> XanesService:
@@ -176,8 +216,15 @@ class XanesService:
 
     # --- status --------------------------------------------------------------------------------
     def status(self) -> dict:
+        """What a person or a health check needs: is it listening, what is in flight, how far
+        behind it is (``lag_seconds``: since the stop of the oldest scan not yet in Tiled),
+        what is spooled, and the last error."""
         with self._lock:
             records = list(self.records.values())
+        now = time.time()
+        unfinished = [
+            r.stopped_at for r in records if r.stopped_at and r.status not in ("done", "failed")
+        ]
         return {
             "profile": self.profile.name,
             "listening": bool(self._subscriber and self._subscriber.alive),
@@ -185,9 +232,75 @@ class XanesService:
             "queued": self._jobs.qsize(),
             "done": sum(r.status == "done" for r in records),
             "failed": sum(r.status == "failed" for r in records),
+            "spooled": len(self.spool),
+            "lag_seconds": round(now - min(unfinished), 3) if unfinished else 0.0,
+            **self.counts,
             "rejected_documents": self._router.rejected,
             "last_error": self.last_error,
+            "updated": now,
         }
+
+    def _write_status(self) -> None:
+        path = self.state_dir / "status.json"
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(jsonable(self.status(), finite=True), indent=1))
+            temporary.replace(path)
+        except OSError as exc:
+            log.debug("cannot write %s: %s", path, exc)
+
+    # --- housekeeping: status file, and the sweep for scans lacking maps ----------------------
+    def _housekeep(self) -> None:
+        self.sweep(retry_failed=True)  # recovery on start
+        next_sweep = time.monotonic() + self.config.sweep_interval
+        while not self._stopping.wait(1.0):
+            self._write_status()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + self.config.sweep_interval
+                self.sweep()
+
+    def sweep(self, *, retry_failed: bool = False) -> list[str]:
+        """Queue every recent energy scan in Tiled that has no maps and is not in hand: what
+        0MQ lost and what finished while the service was down. ``retry_failed`` (on start)
+        also retries, once, scans whose analysis failed although their run ended well."""
+        store = self.store_or_none()
+        if store is None or self.config.recover_hours <= 0:
+            return []
+        since = time.time() - 3600 * self.config.recover_hours
+        try:
+            uids = unanalysed_runs(
+                store.client,
+                self.config.results_root,
+                self.profile,
+                since,
+                retry_failed=retry_failed,
+            )
+        except Exception as exc:
+            self.last_error = f"sweep for scans lacking maps: {exc}"
+            log.warning("%s", self.last_error)
+            return []
+        queued = []
+        for uid in uids:
+            with self._lock:
+                record = self.records.get(uid)
+                if record is not None and record.status not in ("failed", "waiting"):
+                    continue
+            if uid in self.spool.uids():
+                continue
+            log.info("scan %s has no maps in Tiled: analysing it from the archive", uid[:8])
+            self.counts["recovered"] += 1
+            job = ScanJob(
+                uid=uid,
+                start={"uid": uid},
+                stop=None,
+                profile=self.profile,
+                references=[],
+                incomplete="no maps in Tiled",
+                received_at=time.time(),
+            )
+            self._submit(job)
+            queued.append(uid)
+        return queued
 
     # --- the analysis worker ---------------------------------------------------------------
     @property
@@ -202,6 +315,14 @@ class XanesService:
                 self._client, root=self.config.results_root, results_dir=self.config.results_dir
             )
         return self._store
+
+    def store_or_none(self) -> TiledResultStore | None:
+        """The store, or None while Tiled cannot be connected to."""
+        try:
+            return self.store
+        except Exception as exc:
+            self.last_error = f"Tiled at {self.config.tiled_uri}: {exc}"
+            return None
 
     def _record(self, job: ScanJob) -> ScanRecord:
         with self._lock:
@@ -232,8 +353,12 @@ class XanesService:
             record.frames, record.expected = frames, expected
 
     def _submit(self, job: ScanJob) -> None:
-        record = self._record(job)
-        self._update(record, status="queued", frames=record.frames)
+        with self._lock:
+            record = self.records.get(job.uid)
+            if job.incomplete and record is not None and record.status in ("queued", "analysing"):
+                return  # already in hand (e.g. found by the sweep, then its orphan stop came)
+            record = self._record(job)
+            self._update(record, status="queued", stopped_at=job.stopped_at or None)
         self._jobs.put(job)
 
     def _work(self) -> None:
@@ -249,8 +374,7 @@ class XanesService:
                 reason = f"{type(exc).__name__}: {exc}"
                 self.last_error = f"scan {job.scan_id} ({job.uid[:8]}): {reason}"
                 log.exception("scan %s (%s): analysis failed", job.scan_id, job.uid[:8])
-                self._record_failure(job, reason)
-                self._update(record, status="failed", reason=reason)  # only once it is recorded
+                self._fail(job, record, reason)
 
     def _metadata(self, job: ScanJob) -> dict:
         return {
@@ -264,11 +388,51 @@ class XanesService:
             **self.provenance,
         }
 
+    def _backfill(self, job: ScanJob, record: ScanRecord) -> ScanJob | None:
+        """The whole scan read back from Tiled (None: not an energy scan, or not readable yet,
+        in which case the record says why and a later sweep retries)."""
+        label = f"scan {job.uid[:8]}"
+        log.info("%s: %s; reading it back from Tiled", label, job.incomplete)
+        try:
+            full = read_scan(
+                self.store.client, job.uid, self.profile, self.roots, self.config.backfill_timeout
+            )
+        except Exception as exc:
+            if not (isinstance(exc, RawRunNotReady) or is_outage(exc)):
+                raise
+            reason = f"{job.incomplete}, and it cannot be read from Tiled yet: {exc}"
+            self.last_error = f"{label}: {reason}"
+            log.warning("%s: %s; a later sweep retries", label, reason)
+            self._update(record, status="waiting", reason=reason)
+            return None
+        if full is None:
+            log.info("%s: not an energy scan; nothing to do", label)
+            with self._lock:
+                self.records.pop(job.uid, None)
+            return None
+        full.stopped_at = job.stopped_at or full.stopped_at
+        full.notes.append(f"re-read from Tiled: {job.incomplete}")
+        self.counts["backfilled"] += 1
+        self._update(
+            record,
+            scan_id=full.scan_id,
+            sample=full.sample,
+            series=(full.start.get("xanes") or {}).get("series"),
+            frames=0 if full.frames is None else int(full.frames.shape[0]),
+        )
+        return full
+
     def _handle(self, job: ScanJob, record: ScanRecord) -> None:
+        if job.incomplete is not None:
+            job = self._backfill(job, record)
+            if job is None:
+                return
         label = f"scan {job.scan_id} ({job.uid[:8]})"
         if job.failure is not None:
-            self._record_failure(job, job.failure)
-            self._update(record, status="failed", reason=job.failure)
+            self._fail(job, record, job.failure)
+            return
+        if job.incomplete is not None:  # still short even in the archive
+            self._fail(job, record, f"incomplete even in Tiled: {job.incomplete}")
             return
         started = time.perf_counter()
         references = [self._reference(name) for name in job.references]
@@ -293,26 +457,76 @@ class XanesService:
         log.info("%s: analysed in %.2f s (%d x %d x %d)", label, analysed, *job.frames.shape)
         metadata = self._metadata(job)
         metadata["timings"] = {"analysis": analysed}
-        uri = self.store.write_maps(job.uid, maps, metadata)
-        self._update(
-            record,
-            latency=time.time() - job.stopped_at,
-            analysis_seconds=analysed,
-            summary=maps.summary(),
-            status="done",
-            uri=uri,
+        summary = maps.summary()
+        uri = self._deliver(
+            job,
+            lambda store: store.write_maps(job.uid, maps, metadata),
+            lambda: self.spool.put_maps(job.uid, maps, metadata),
         )
+        changes = {"analysis_seconds": analysed, "summary": summary}
+        if uri is None:
+            self._update(record, status="spooled", **changes)
+            return
+        latency = time.time() - job.stopped_at if job.stopped_at else None
+        self._update(record, latency=latency, status="done", uri=uri, **changes)
         log.info(
-            "%s: maps written to %s (%.2f s after its stop document)", label, uri, record.latency
+            "%s: maps written to %s (%.2f s after its stop document)", label, uri, latency or 0
         )
 
-    def _record_failure(self, job: ScanJob, reason: str) -> None:
+    def _deliver(self, job: ScanJob, write, spool) -> str | None:
+        """Write a result to Tiled, or spool it (keeping the order) while Tiled is away;
+        returns the URI, or None if spooled."""
+        store = None if len(self.spool) else self.store_or_none()
+        if store is not None:
+            try:
+                return write(store)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.last_error = f"Tiled unreachable writing {job.uid[:8]}: {exc}"
+        path = spool()
+        log.warning(
+            "scan %s (%s): Tiled unreachable; result spooled to %s (%d waiting)",
+            job.scan_id,
+            job.uid[:8],
+            path,
+            len(self.spool),
+        )
+        if self._flusher is not None:
+            self._flusher.wake()
+        return None
+
+    def _spooled_written(self, uid: str, uri: str) -> None:
+        with self._lock:
+            record = self.records.get(uid)
+        if record is not None:
+            status = "failed" if record.status == "failed" else "done"
+            latency = time.time() - record.stopped_at if record.stopped_at else None
+            self._update(record, status=status, uri=uri, latency=latency)
+
+    def _attempts(self, uid: str) -> int:
+        """How many failed analyses of ``uid`` Tiled has recorded (0 if unknown)."""
         try:
-            uri = self.store.write_failure(job.uid, reason, self._metadata(job))
-            log.info("scan %s (%s): no maps; recorded why at %s", job.scan_id, job.uid[:8], uri)
+            root = self.store.root
+            return int((root[uid].metadata or {}).get("attempts") or 1) if uid in root else 0
+        except Exception:
+            return 0
+
+    def _fail(self, job: ScanJob, record: ScanRecord, reason: str) -> None:
+        """Record in Tiled (or the spool) that the scan has no maps, and why."""
+        metadata = {**self._metadata(job), "attempts": self._attempts(job.uid) + 1}
+        try:
+            uri = self._deliver(
+                job,
+                lambda store: store.write_failure(job.uid, reason, metadata),
+                lambda: self.spool.put_failure(job.uid, reason, metadata),
+            )
+            if uri is not None:
+                log.info("scan %s (%s): no maps; recorded why at %s", job.scan_id, job.uid[:8], uri)
         except Exception as exc:
             self.last_error = f"cannot record failure of {job.uid[:8]}: {exc}"
             log.error("%s", self.last_error)
+        self._update(record, status="failed", reason=reason)  # only once it is recorded
 
     def _reference(self, name: str) -> Reference:
         if name not in self._references:

@@ -360,6 +360,7 @@ def local_pipeline(tiled_root: str | Path, data_dir: str | Path, *, profile: str
             zmq_address=proxy.out_address,
             profile=profile,
             results_dir=str(tiled.results_dir),
+            state_dir=str(Path(tiled_root) / "service-state"),
             allowed_roots=[str(data_dir)],
         )
         service = XanesService(config, client=tiled.client()).start()
