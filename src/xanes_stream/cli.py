@@ -1,4 +1,4 @@
-"""Command line: ``xanes-stream analyze | example-stack | serve | replay | references | demo``."""
+"""Command line: ``xanes-stream COMMAND`` (analyze, example-stack, serve, status, replay, ...)."""
 
 from __future__ import annotations
 
@@ -169,6 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         results_dir=args.results_dir,
         allowed_roots=args.allowed_root,
         allow_pickle=args.allow_pickle,
+        **({"state_dir": args.state_dir} if args.state_dir else {}),
     )
     if config.api_key is None:
         raise XanesStreamError("set XANES_TILED_API_KEY: results are written with it")
@@ -267,6 +268,40 @@ def _results_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        help="spooled results and status.json "
+        "(default $XANES_STATE_DIR or ~/.local/state/xanes-stream)",
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from .service import ServiceConfig
+
+    folder = Path(args.state_dir or ServiceConfig().state_dir)
+    path = folder / "status.json"
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise XanesStreamError(f"no status at {path}: is the service running there?") from None
+    age = time.time() - float(status.get("updated") or 0)
+    if args.json:
+        print(json.dumps(status, indent=1))
+    else:
+        for key, value in status.items():
+            if key != "updated":
+                print(f"{key:>20}: {value}")
+        print(f"{'status written':>20}: {age:.0f} s ago")
+    if age > 10:
+        print(f"the service has not written its status for {age:.0f} s: is it running?")
+        return 1
+    return 0 if status.get("listening") and not status.get("spooled") else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xanes-stream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -310,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zmq", default="127.0.0.1:5578", help="0MQ proxy output, host:port")
     p.add_argument("--root", default="xanes", help="Tiled container for the maps")
     _results_dir_option(p)
+    _state_dir_option(p)
     p.add_argument(
         "--allowed-root",
         action="append",
@@ -322,6 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept pickled documents (unsafe: only on a trusted network)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("status", help="how a running service is doing (from its state dir)")
+    _state_dir_option(p)
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("replay", help="re-analyse archived raw runs from Tiled")
     p.add_argument("uids", nargs="*", help="raw run uids (or use the filters)")

@@ -124,7 +124,7 @@ class XanesService:
         self.state_dir = Path(config.state_dir)
         self.spool = Spool(self.state_dir / "spool")
         self._flusher: SpoolFlusher | None = None
-        self._housekeeper: threading.Thread | None = None
+        self._housekeepers: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.counts = {"backfilled": 0, "recovered": 0}
 
@@ -159,10 +159,12 @@ class XanesService:
             self.config.tiled_uri,
             self.config.results_root,
         )
-        self._housekeeper = threading.Thread(
-            target=self._housekeep, name="xanes-housekeeping", daemon=True
-        )
-        self._housekeeper.start()
+        self._housekeepers = [
+            threading.Thread(target=target, name=f"xanes-{target.__name__[1:]}", daemon=True)
+            for target in (self._keep_status, self._keep_sweeping)
+        ]
+        for thread in self._housekeepers:
+            thread.start()
         return self
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -176,8 +178,8 @@ class XanesService:
             log.error("analysis worker still busy after %.0f s; leaving it", timeout)
         if self._flusher is not None:
             self._flusher.stop()
-        if self._housekeeper is not None:
-            self._housekeeper.join(10)
+        for thread in self._housekeepers:
+            thread.join(10)
         self._write_status()
         log.info("xanes-stream stopped")
 
@@ -250,14 +252,14 @@ class XanesService:
             log.debug("cannot write %s: %s", path, exc)
 
     # --- housekeeping: status file, and the sweep for scans lacking maps ----------------------
-    def _housekeep(self) -> None:
-        self.sweep(retry_failed=True)  # recovery on start
-        next_sweep = time.monotonic() + self.config.sweep_interval
+    def _keep_status(self) -> None:
         while not self._stopping.wait(1.0):
             self._write_status()
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + self.config.sweep_interval
-                self.sweep()
+
+    def _keep_sweeping(self) -> None:
+        self.sweep(retry_failed=True)  # recovery on start
+        while not self._stopping.wait(self.config.sweep_interval):
+            self.sweep()
 
     def sweep(self, *, retry_failed: bool = False) -> list[str]:
         """Queue every recent energy scan in Tiled that has no maps and is not in hand: what
@@ -532,7 +534,9 @@ class XanesService:
         if name not in self._references:
             try:
                 self._references[name] = self.store.reference(name)
-            except XanesStreamError:
+            except Exception as exc:  # not in the library, or Tiled away: the bundled one
+                if not (isinstance(exc, XanesStreamError) or is_outage(exc)):
+                    raise
                 try:
                     self._references[name] = bundled_reference(name)
                 except XanesStreamError:

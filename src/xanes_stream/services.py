@@ -348,10 +348,13 @@ def start_proxy(
 
 
 @contextlib.contextmanager
-def local_pipeline(tiled_root: str | Path, data_dir: str | Path, *, profile: str = "sim"):
+def local_pipeline(
+    tiled_root: str | Path, data_dir: str | Path, *, profile: str = "sim", **service_options
+):
     """Tiled, the proxy and the analysis service together on this machine, for the demo and
     the tests: yields ``(tiled, proxy, service)``, the service reading detector files from
-    ``data_dir``; everything is stopped on leaving the block."""
+    ``data_dir`` (``service_options``: further :class:`ServiceConfig` fields); everything is
+    stopped on leaving the block."""
     from .service import ServiceConfig, XanesService
 
     with start_tiled(tiled_root, readable_dirs=[data_dir]) as tiled, start_proxy() as proxy:
@@ -362,6 +365,7 @@ def local_pipeline(tiled_root: str | Path, data_dir: str | Path, *, profile: str
             results_dir=str(tiled.results_dir),
             state_dir=str(Path(tiled_root) / "service-state"),
             allowed_roots=[str(data_dir)],
+            **service_options,
         )
         service = XanesService(config, client=tiled.client()).start()
         try:

@@ -298,6 +298,8 @@ class SafeRouter:
         self.rejected = 0
         self.router = RunRouter([self._factory])
         self._starts: OrderedDict[str, None] = OrderedDict()  # the newest run uids seen
+        self._strays: OrderedDict[str, None] = OrderedDict()  # unknown descriptors, resources
+        self.stray_documents = 0
 
     def _factory(self, name, start):
         self._starts[start["uid"]] = None
@@ -323,15 +325,37 @@ class SafeRouter:
             return
         try:
             self.router(name, doc)
+        except KeyError as exc:
+            parent = exc.args[0] if exc.args else None
+            refers_to = (doc.get("descriptor"), doc.get("run_start"), doc.get("stream_resource"))
+            if parent is None or parent not in refers_to:
+                self._reject(name, doc, exc)
+                return
+            # of a run whose start or descriptor never came (lost by 0MQ): one line for each
+            self.stray_documents += 1
+            parent = str(parent)
+            if parent not in self._strays:
+                self._strays[parent] = None
+                while len(self._strays) > 10_000:
+                    self._strays.popitem(last=False)
+                log.warning(
+                    "%s documents of %s, whose run's start or descriptor never arrived, are "
+                    "ignored (its stop, if it comes, has the run read back from Tiled)",
+                    name,
+                    parent[:8],
+                )
         except Exception as exc:  # a document event-model cannot route: drop it, keep going
-            self.rejected += 1
-            log.error(
-                "unusable %s document (uid %s): %s: %s",
-                name,
-                str(doc.get("uid", "?"))[:8],
-                type(exc).__name__,
-                exc,
-            )
+            self._reject(name, doc, exc)
+
+    def _reject(self, name: str, doc: dict, exc: Exception) -> None:
+        self.rejected += 1
+        log.error(
+            "unusable %s document (uid %s): %s: %s",
+            name,
+            str(doc.get("uid", "?"))[:8],
+            type(exc).__name__,
+            exc,
+        )
 
     def _orphan_stop(self, doc: dict) -> None:
         """A stop whose start never came (a slow joiner, a restart, a full queue): hand the
