@@ -1,0 +1,113 @@
+"""K-means clusters of normalized spectra, with the elbow method to choose k."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+from ..products import NormalizedStack, Product
+from .masks import nearest_centre
+
+_BLOCK = 262_144  # pixels assigned at a time
+
+
+def elbow(inertia: np.ndarray) -> int:
+    """The k (1-based) at the elbow of an inertia curve for k = 1, 2, ...: the point farthest
+    below the chord from the first to the last point, both axes scaled to [0, 1] (Kneedle,
+    Satopaa et al. 2011). 1 when the curve does not bend."""
+    y = np.asarray(inertia, dtype=np.float64)
+    if y.size < 3 or y[0] <= y[-1]:
+        return 1
+    x = np.linspace(0.0, 1.0, y.size)
+    scaled = (y - y[-1]) / (y[0] - y[-1])
+    below = (1.0 - x) - scaled  # the chord runs from (0, 1) to (1, 0)
+    return int(np.argmax(below)) + 1 if below.max() > 0 else 1
+
+
+def cluster_spectra(
+    stack: NormalizedStack | np.ndarray,
+    k: int | None = None,
+    k_max: int = 8,
+    mask: np.ndarray | None = None,
+    *,
+    energies: np.ndarray | None = None,
+    max_pixels: int = 20_000,
+    seed: int = 0,
+) -> Product:
+    """K-means clusters of normalized spectra (n, ny, nx) or a NormalizedStack.
+
+    K-means (scikit-learn) is fitted on a random sample of at most ``max_pixels`` masked
+    pixels; with ``k=None`` it is fitted for every k in 1..``k_max`` and k is chosen at the
+    elbow of the inertia curve (:func:`elbow`). Every masked pixel is then given its nearest
+    centre. Labels are 1..k ordered by the edge position of the cluster's mean spectrum (where
+    it first reaches 0.5), 0 outside the mask.
+
+    Returns ``clusters/labels`` (ny, nx) int16, ``clusters/spectra`` (k, n): the mean
+    normalized spectrum of every cluster over all its pixels, the table ``clusters/elbow``
+    (k, inertia) and metadata (k, pixels per cluster). Use ``labels == j`` as a mask.
+    """
+    from sklearn.cluster import KMeans  # slow to import: only when clustering
+
+    if isinstance(stack, NormalizedStack):
+        energies = stack.energies if energies is None else energies
+        mask = stack.mask if mask is None else mask
+        stack = stack.spectra
+    stack = np.asarray(stack)
+    if stack.ndim != 3:
+        raise AnalysisError(f"spectra must be (n_energy, ny, nx), got shape {stack.shape}")
+    n, ny, nx = stack.shape
+    spectra = stack.reshape(n, -1)
+    usable = np.isfinite(spectra).all(axis=0)
+    if mask is not None:
+        usable &= np.asarray(mask, dtype=bool).ravel()
+    inside = np.flatnonzero(usable)
+    if k is not None and not 1 <= k <= max(inside.size, 1):
+        raise AnalysisError(f"k must be 1..{inside.size} (masked pixels), got {k}")
+    if inside.size < 2:
+        raise AnalysisError("fewer than 2 usable (finite, masked) pixels to cluster")
+    rng = np.random.default_rng(seed)
+    sample = inside if inside.size <= max_pixels else rng.choice(inside, max_pixels, False)
+    x = spectra[:, sample].T.astype(np.float64)
+
+    candidates = [k] if k is not None else list(range(1, min(k_max, x.shape[0]) + 1))
+    models = {c: KMeans(c, n_init=4, random_state=seed).fit(x) for c in candidates}
+    inertia = np.array([models[c].inertia_ for c in candidates])
+    chosen = k if k is not None else elbow(inertia)
+    centres = models[chosen].cluster_centers_.astype(np.float32)
+    order = np.argsort(np.argmax(centres >= 0.5, axis=1), kind="stable")
+    centres = centres[order]
+
+    labels = np.zeros(ny * nx, dtype=np.int16)
+    for start in range(0, inside.size, _BLOCK):
+        pixels = inside[start : start + _BLOCK]
+        labels[pixels] = nearest_centre(spectra[:, pixels], centres) + 1
+    sums = np.zeros((chosen + 1, n))
+    for start in range(0, inside.size, _BLOCK):
+        pixels = inside[start : start + _BLOCK]
+        onehot = np.zeros((chosen + 1, pixels.size), dtype=np.float32)
+        onehot[labels[pixels], np.arange(pixels.size)] = 1.0
+        sums += onehot @ spectra[:, pixels].T
+    counts = np.bincount(labels, minlength=chosen + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums[1:] / counts[1:, None]
+    return Product(
+        images={"clusters/labels": labels.reshape(ny, nx)},
+        spectra={"clusters/spectra": means.astype(np.float32)},
+        tables={"clusters/elbow": {"k": np.array(candidates), "inertia": inertia}},
+        energies=None if energies is None else np.asarray(energies),
+        metadata={
+            "k": int(chosen),
+            "k_chosen_by": "explicit" if k is not None else "elbow",
+            "pixels_per_cluster": counts[1:].tolist(),
+            "fitted_pixels": int(sample.size),
+        },
+    )
+
+
+def cluster_mask(product: Product, label: int) -> np.ndarray:
+    """The pixels of cluster ``label`` (1..k) of a :func:`cluster_spectra` product, as a mask."""
+    labels = product.images["clusters/labels"]
+    k = product.metadata["k"]
+    if not 1 <= label <= k:
+        raise AnalysisError(f"cluster label must be 1..{k}, got {label}")
+    return labels == label
