@@ -161,7 +161,7 @@ def _fit(method: str, x: np.ndarray, k: int, seed: int):
     from sklearn import decomposition as skd  # slow to import: only when decomposing
 
     if method == "nmf":
-        model = skd.NMF(k, init="nndsvda", max_iter=1000, random_state=seed)
+        model = skd.NMF(k, init="nndsvda", max_iter=300, tol=1e-3, random_state=seed)
         model.fit(np.clip(x, 0.0, None))
         return model, model.components_.copy()
     if method == "pca":
