@@ -9,6 +9,7 @@ from ..products import NormalizedStack, Product
 from .masks import nearest_centre
 
 _BLOCK = 262_144  # pixels assigned at a time
+_COMPONENTS = 12  # principal components k-means works in
 
 
 def elbow(inertia: np.ndarray) -> int:
@@ -36,11 +37,12 @@ def cluster_spectra(
 ) -> Product:
     """K-means clusters of normalized spectra (n, ny, nx) or a NormalizedStack.
 
-    K-means (scikit-learn) is fitted on a random sample of at most ``max_pixels`` masked
-    pixels; with ``k=None`` it is fitted for every k in 1..``k_max`` and k is chosen at the
-    elbow of the inertia curve (:func:`elbow`). Every masked pixel is then given its nearest
-    centre. Labels are 1..k ordered by the edge position of the cluster's mean spectrum (where
-    it first reaches 0.5), 0 outside the mask.
+    K-means (scikit-learn) is fitted, in the space of the 12 leading principal components of
+    the spectra, on a random sample of at most ``max_pixels`` masked pixels; with ``k=None``
+    it is fitted for every k in 1..``k_max`` and k is chosen at the elbow of the inertia
+    curve (:func:`elbow`). Every masked pixel is then given its nearest centre. Labels are
+    1..k ordered by the edge position of the cluster's mean spectrum (where it first reaches
+    0.5), 0 outside the mask.
 
     Returns ``clusters/labels`` (ny, nx) int16, ``clusters/spectra`` (k, n): the mean
     normalized spectrum of every cluster over all its pixels, the table ``clusters/elbow``
@@ -67,26 +69,34 @@ def cluster_spectra(
         raise AnalysisError("fewer than 2 usable (finite, masked) pixels to cluster")
     rng = np.random.default_rng(seed)
     sample = inside if inside.size <= max_pixels else rng.choice(inside, max_pixels, False)
-    x = spectra[:, sample].T.astype(np.float64)
+    x = spectra[:, sample].astype(np.float64)
+    # K-means in the space of the leading principal components: distances keep the signal
+    # and lose most of the noise, and every step is n / q times cheaper.
+    mean = x.mean(axis=1, keepdims=True)
+    basis = np.linalg.svd(x - mean, full_matrices=False)[0][:, : min(_COMPONENTS, n)]
+    features = basis.T @ (x - mean)
 
-    candidates = [k] if k is not None else list(range(1, min(k_max, x.shape[0]) + 1))
-    models = {c: KMeans(c, n_init=4, random_state=seed).fit(x) for c in candidates}
+    candidates = [k] if k is not None else list(range(1, min(k_max, x.shape[1]) + 1))
+    models = {c: KMeans(c, n_init=4, random_state=seed).fit(features.T) for c in candidates}
     inertia = np.array([models[c].inertia_ for c in candidates])
     chosen = k if k is not None else elbow(inertia)
-    centres = models[chosen].cluster_centers_.astype(np.float32)
-    order = np.argsort(np.argmax(centres >= 0.5, axis=1), kind="stable")
-    centres = centres[order]
+    centres = models[chosen].cluster_centers_
+    order = np.argsort(np.argmax(basis @ centres.T + mean >= 0.5, axis=0), kind="stable")
+    centres = centres[order].astype(np.float32)
 
+    project = basis.T.astype(np.float32)
+    offset = (basis.T @ mean).astype(np.float32)
     labels = np.zeros(ny * nx, dtype=np.int16)
     for start in range(0, inside.size, _BLOCK):
         pixels = inside[start : start + _BLOCK]
-        labels[pixels] = nearest_centre(spectra[:, pixels], centres) + 1
+        block = spectra[:, pixels[0] : pixels[-1] + 1][:, pixels - pixels[0]]
+        labels[pixels] = nearest_centre(project @ block - offset, centres) + 1
     sums = np.zeros((chosen + 1, n))
     for start in range(0, inside.size, _BLOCK):
         pixels = inside[start : start + _BLOCK]
         onehot = np.zeros((chosen + 1, pixels.size), dtype=np.float32)
         onehot[labels[pixels], np.arange(pixels.size)] = 1.0
-        sums += onehot @ spectra[:, pixels].T
+        sums += onehot @ spectra[:, pixels[0] : pixels[-1] + 1][:, pixels - pixels[0]].T
     counts = np.bincount(labels, minlength=chosen + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums[1:] / counts[1:, None]

@@ -216,9 +216,11 @@ def combinatorial_fit(
     fractions = np.full((k, ny * nx), np.nan, dtype=np.float32)
     r_factor = np.full(ny * nx, np.nan, dtype=np.float32)
     pixels_all = np.flatnonzero(finite)
+    rows = np.flatnonzero(used)
+    rows = slice(rows[0], rows[-1] + 1) if np.all(np.diff(rows) == 1) else rows
     for start in range(0, pixels_all.size, _BLOCK):
         pixels = pixels_all[start : start + _BLOCK]
-        y = spectra[used][:, pixels]
+        y = spectra[rows, pixels[0] : pixels[-1] + 1][:, pixels - pixels[0]]
         c = solve(gram, basis.T.astype(np.float32) @ y, "nnls")
         rss, total = residual_metrics(y, basis, c)
         with np.errstate(divide="ignore", invalid="ignore"):

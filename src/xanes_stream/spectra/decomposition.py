@@ -186,6 +186,11 @@ def _project(method: str, model, components: np.ndarray, spectra: np.ndarray) ->
         h = (components.astype(np.float32) @ spectra).astype(np.float64)
         how = "nnls" if components.shape[0] <= MAX_NNLS_REFERENCES else "admm"
         return solve(gram, h, how).astype(np.float32)
+    if method in ("pca", "svd"):  # linear: one product, no float64 copy of the pixels
+        weights = components.astype(np.float32) @ spectra
+        if method == "pca":
+            weights -= (components @ model.mean_).astype(np.float32)[:, None]
+        return weights
     return model.transform(spectra.T).T.astype(np.float32)
 
 
