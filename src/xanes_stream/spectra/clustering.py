@@ -73,7 +73,9 @@ def cluster_spectra(
     # K-means in the space of the leading principal components: distances keep the signal
     # and lose most of the noise, and every step is n / q times cheaper.
     mean = x.mean(axis=1, keepdims=True)
-    basis = np.linalg.svd(x - mean, full_matrices=False)[0][:, : min(_COMPONENTS, n)]
+    centred = x - mean
+    vectors = np.linalg.eigh(centred @ centred.T)[1]  # n x n: cheap
+    basis = vectors[:, ::-1][:, : min(_COMPONENTS, n)]
     features = basis.T @ (x - mean)
 
     candidates = [k] if k is not None else list(range(1, min(k_max, x.shape[1]) + 1))
@@ -87,16 +89,17 @@ def cluster_spectra(
     project = basis.T.astype(np.float32)
     offset = (basis.T @ mean).astype(np.float32)
     labels = np.zeros(ny * nx, dtype=np.int16)
-    for start in range(0, inside.size, _BLOCK):
-        pixels = inside[start : start + _BLOCK]
-        block = spectra[:, pixels[0] : pixels[-1] + 1][:, pixels - pixels[0]]
-        labels[pixels] = nearest_centre(project @ block - offset, centres) + 1
     sums = np.zeros((chosen + 1, n))
-    for start in range(0, inside.size, _BLOCK):
-        pixels = inside[start : start + _BLOCK]
-        onehot = np.zeros((chosen + 1, pixels.size), dtype=np.float32)
-        onehot[labels[pixels], np.arange(pixels.size)] = 1.0
-        sums += onehot @ spectra[:, pixels[0] : pixels[-1] + 1][:, pixels - pixels[0]].T
+    for start in range(0, ny * nx, _BLOCK):  # column slices: no gathering copies
+        pixels = slice(start, start + _BLOCK)
+        block = spectra[:, pixels]
+        inside_block = usable[pixels]
+        block = np.where(inside_block, block, 0.0).astype(np.float32)
+        found = np.where(inside_block, nearest_centre(project @ block - offset, centres) + 1, 0)
+        labels[pixels] = found
+        onehot = np.zeros((chosen + 1, found.size), dtype=np.float32)
+        onehot[found, np.arange(found.size)] = 1.0
+        sums += onehot @ block.T
     counts = np.bincount(labels, minlength=chosen + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums[1:] / counts[1:, None]

@@ -215,17 +215,17 @@ def combinatorial_fit(
     k = len(members)
     fractions = np.full((k, ny * nx), np.nan, dtype=np.float32)
     r_factor = np.full(ny * nx, np.nan, dtype=np.float32)
-    pixels_all = np.flatnonzero(finite)
     rows = np.flatnonzero(used)
     rows = slice(rows[0], rows[-1] + 1) if np.all(np.diff(rows) == 1) else rows
-    for start in range(0, pixels_all.size, _BLOCK):
-        pixels = pixels_all[start : start + _BLOCK]
-        y = spectra[rows, pixels[0] : pixels[-1] + 1][:, pixels - pixels[0]]
+    for start in range(0, ny * nx, _BLOCK):  # column slices: no gathering copies
+        pixels = slice(start, start + _BLOCK)
+        good = finite[pixels]
+        y = np.where(good, spectra[rows, pixels], 0.0).astype(np.float32)
         c = solve(gram, basis.T.astype(np.float32) @ y, "nnls")
         rss, total = residual_metrics(y, basis, c)
         with np.errstate(divide="ignore", invalid="ignore"):
-            fractions[:, pixels] = c / c.sum(axis=0)
-            r_factor[pixels] = rss / total
+            fractions[:, pixels] = np.where(good, c / c.sum(axis=0), np.nan)
+            r_factor[pixels] = np.where(good, rss / total, np.nan)
     mean_c = solve(gram, basis.T @ mean[used][:, None], "nnls")
     return Product(
         images={

@@ -61,7 +61,14 @@ def scree(
     """Singular values of the (uncentred) normalized spectra of the masked pixels, largest first."""
     spectra, _, _, usable = _as_matrix(stack, mask)
     sample = spectra[:, _sample(usable, max_pixels, seed)].astype(np.float64)
-    return np.linalg.svd(sample, compute_uv=False)
+    return singular_values(sample)
+
+
+def singular_values(x: np.ndarray) -> np.ndarray:
+    """Singular values of a short wide matrix (n, P), largest first, from its n x n Gram."""
+    x = np.asarray(x, dtype=np.float64)
+    eigenvalues = np.linalg.eigvalsh(x @ x.T if x.shape[0] <= x.shape[1] else x.T @ x)
+    return np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))
 
 
 def estimate_components(
@@ -111,7 +118,7 @@ def decompose(
     spectra, (ny, nx), stack_energies, usable = _as_matrix(stack, mask)
     energies = stack_energies if energies is None else np.asarray(energies, dtype=np.float64)
     sample = spectra[:, _sample(usable, max_pixels, seed)].astype(np.float64)
-    singular = np.linalg.svd(sample, compute_uv=False)
+    singular = singular_values(sample)
     estimate = estimate_components(singular, sample.shape, min_ratio=min_ratio)
     k = estimate if n_components is None else int(n_components)
     if not 1 <= k <= min(sample.shape):
@@ -119,10 +126,12 @@ def decompose(
 
     model, components = _fit(method, sample.T, k, seed)
     maps = np.full((k, ny * nx), np.nan, dtype=np.float32)
-    finite = np.flatnonzero(np.isfinite(spectra).all(axis=0))
-    for start in range(0, finite.size, _BLOCK):
-        pixels = finite[start : start + _BLOCK]
-        maps[:, pixels] = _project(method, model, components, spectra[:, pixels])
+    for start in range(0, spectra.shape[1], _BLOCK):  # column slices: no gathering copies
+        pixels = slice(start, start + _BLOCK)
+        block = spectra[:, pixels]
+        good = np.isfinite(block).all(axis=0)
+        weights = _project(method, model, components, np.where(good, block, 0.0))
+        maps[:, pixels] = np.where(good, weights, np.nan)
     if method == "nmf":
         components, maps = _scale_nmf(components, maps, energies, e0)
 
