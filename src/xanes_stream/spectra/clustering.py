@@ -10,6 +10,7 @@ from .masks import nearest_centre
 
 _BLOCK = 262_144  # pixels assigned at a time
 _COMPONENTS = 12  # principal components k-means works in
+_ELBOW_PIXELS = 5_000  # pixels of the sample the inertia curve is measured on
 
 
 def elbow(inertia: np.ndarray) -> int:
@@ -39,10 +40,10 @@ def cluster_spectra(
 
     K-means (scikit-learn) is fitted, in the space of the 12 leading principal components of
     the spectra, on a random sample of at most ``max_pixels`` masked pixels; with ``k=None``
-    it is fitted for every k in 1..``k_max`` and k is chosen at the elbow of the inertia
-    curve (:func:`elbow`). Every masked pixel is then given its nearest centre. Labels are
-    1..k ordered by the edge position of the cluster's mean spectrum (where it first reaches
-    0.5), 0 outside the mask.
+    it is fitted for every k in 1..``k_max`` (on 5,000 of them) and k is chosen at the elbow
+    of the inertia curve (:func:`elbow`). Every masked pixel is then given its nearest
+    centre. Labels are 1..k ordered by the edge position of the cluster's mean spectrum (where
+    it first reaches 0.5), 0 outside the mask.
 
     Returns ``clusters/labels`` (ny, nx) int16, ``clusters/spectra`` (k, n): the mean
     normalized spectrum of every cluster over all its pixels, the table ``clusters/elbow``
@@ -68,7 +69,7 @@ def cluster_spectra(
     if inside.size < 2:
         raise AnalysisError("fewer than 2 usable (finite, masked) pixels to cluster")
     rng = np.random.default_rng(seed)
-    sample = inside if inside.size <= max_pixels else rng.choice(inside, max_pixels, False)
+    sample = rng.choice(inside, min(inside.size, max_pixels), replace=False)  # random order
     x = spectra[:, sample].astype(np.float64)
     # K-means in the space of the leading principal components: distances keep the signal
     # and lose most of the noise, and every step is n / q times cheaper.
@@ -79,10 +80,13 @@ def cluster_spectra(
     features = basis.T @ (x - mean)
 
     candidates = [k] if k is not None else list(range(1, min(k_max, x.shape[1]) + 1))
-    models = {c: KMeans(c, n_init=4, random_state=seed).fit(features.T) for c in candidates}
-    inertia = np.array([models[c].inertia_ for c in candidates])
+    # the elbow's curve needs no more than a few thousand pixels
+    few = features[:, : min(_ELBOW_PIXELS, features.shape[1])].T  # the sample is random
+    inertia = np.array(
+        [KMeans(c, n_init=2, random_state=seed).fit(few).inertia_ for c in candidates]
+    ) * (features.shape[1] / few.shape[0])
     chosen = k if k is not None else elbow(inertia)
-    centres = models[chosen].cluster_centers_
+    centres = KMeans(chosen, n_init=4, random_state=seed).fit(features.T).cluster_centers_
     order = np.argsort(np.argmax(basis @ centres.T + mean >= 0.5, axis=0), kind="stable")
     centres = centres[order].astype(np.float32)
 
