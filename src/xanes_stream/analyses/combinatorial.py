@@ -1,0 +1,54 @@
+"""Combinatorial fitting over a reference library as a pluggable analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field
+
+from ..errors import AnalysisError
+from ..maps import Maps
+from ..products import NormalizedStack, Product
+from ..settings import _Section
+from ..spectra.combinatorial import combinatorial_fit
+from ..spectra.decomposition import estimate_components, scree
+from ..spectra.references import Reference
+from ._common import region
+
+NAME = "combinatorial"
+
+
+class Settings(_Section):
+    """Every set of 1..max_size library entries ranked on the masked region; best set per pixel."""
+
+    enabled: bool = False
+    max_size: int | None = Field(
+        None, ge=1, le=10, description="largest set; None: the scree's number of components"
+    )
+    binning: int | None = Field(None, ge=2, description="rank on b x b binned spectra")
+    noise: float | None = Field(None, gt=0, description="spectrum noise for chi2; None: estimate")
+    min_ratio: float = Field(0.035, gt=0, lt=1, description="scree floor when max_size is None")
+
+
+def run(
+    normalized: NormalizedStack,
+    maps: Maps | None,
+    settings: Settings,
+    library: Sequence[Reference],
+) -> Product:
+    """``combinatorial/fractions``, ``/r_factor``, ``/spectrum``, ``/fit`` and ``/ranking``."""
+    if not library:
+        raise AnalysisError("combinatorial fitting needs a reference library")
+    mask = region(normalized, maps)
+    max_size = settings.max_size
+    if max_size is None:
+        singular = scree(normalized, mask)
+        n_pixels = int(mask.sum()) if mask is not None else normalized.edge_step.size
+        shape = (normalized.energies.size, min(n_pixels, 20_000))
+        max_size = estimate_components(singular, shape, min_ratio=settings.min_ratio)
+    max_size = min(max_size, len(library))
+    product = combinatorial_fit(
+        normalized, library, max_size, mask, binning=settings.binning, noise=settings.noise
+    )
+    product.metadata["max_size_from"] = "settings" if settings.max_size else "scree"
+    return product

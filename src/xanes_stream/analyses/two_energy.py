@@ -1,0 +1,63 @@
+"""Two-energy maps (seed 002) as a pluggable analysis on a full scan's normalized stack.
+
+For a scan of only a few energies (which cannot be edge-normalized), call
+:func:`xanes_stream.spectra.two_energy.two_energy_maps` on its optical density directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field
+
+from ..errors import AnalysisError
+from ..maps import Maps
+from ..products import NormalizedStack, Product
+from ..settings import _Section
+from ..spectra.references import Reference
+from ..spectra.two_energy import two_energy_maps
+from ._common import by_name, region
+
+NAME = "two_energy"
+
+
+class Settings(_Section):
+    """Which two references and energies, the pre-edge and the segmentation threshold X."""
+
+    enabled: bool = False
+    reference_a: str | None = Field(None, description="None: the first fitted reference")
+    reference_b: str | None = Field(None, description="None: the second fitted reference")
+    e1: float | None = Field(None, description="eV; None: chosen for least noise")
+    e2: float | None = Field(None, description="eV; None: chosen for least noise")
+    pre_edge: list[float] | None = Field(None, description="eV; None: below both references")
+    threshold: float = Field(30.0, gt=0, lt=50, description="segmentation threshold X (%)")
+
+
+def run(
+    normalized: NormalizedStack,
+    maps: Maps | None,
+    settings: Settings,
+    library: Sequence[Reference],
+) -> Product:
+    """Two-energy maps of the stack's OD above its pre-edge line (``two_energy/...`` images)."""
+    names = [settings.reference_a, settings.reference_b]
+    defaults = list(maps.reference_names) if maps is not None else [r.name for r in library]
+    for i, name in enumerate(names):
+        if name is None:
+            if len(defaults) < 2:
+                raise AnalysisError("two-energy maps need two references (set reference_a/b)")
+            names[i] = defaults[i]
+    reference_a, reference_b = (by_name(library, name) for name in names)
+    od = normalized.spectra * normalized.edge_step[None]  # mu minus the pre-edge line
+    product = two_energy_maps(
+        od,
+        normalized.energies,
+        reference_a,
+        reference_b,
+        e1=settings.e1,
+        e2=settings.e2,
+        pre_edge=settings.pre_edge,
+        threshold=settings.threshold,
+        mask=region(normalized, maps),
+    )
+    return product
