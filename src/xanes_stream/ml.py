@@ -327,18 +327,23 @@ def predict_maps(
     out = None
     for start in range(0, pixels.size, chunk_pixels):
         index = pixels[start : start + chunk_pixels]
-        x = flat[:, index].astype(np.float32)
-        if matrix is not None:
-            x = matrix @ x
-        finite = np.all(np.isfinite(x), axis=0)
-        predicted = np.full((x.shape[1], 1), np.nan, dtype=np.float32)
-        if finite.any():
-            values = _predict(model, x[:, finite].T).astype(np.float32)
-            predicted = np.full((x.shape[1], values.shape[1]), np.nan, dtype=np.float32)
-            predicted[finite] = values
-        if out is None or out.shape[0] != predicted.shape[1]:
-            out = np.full((predicted.shape[1], ny * nx), np.nan, dtype=np.float32)
-        out[:, index] = predicted.T
+        if index[-1] - index[0] + 1 == index.size:  # a run of pixels: a view, no gather
+            index = slice(int(index[0]), int(index[-1]) + 1)
+        x = flat[:, index]
+        x = (matrix @ x if matrix is not None else x).T.astype(np.float32, order="C")
+        finite = np.isfinite(x).all(axis=1)
+        values = None
+        if finite.all():
+            values = _predict(model, x)
+        elif finite.any():
+            values = _predict(model, x[finite])
+        if values is None:
+            continue
+        if out is None:
+            out = np.full((values.shape[1], ny * nx), np.nan, dtype=np.float32)
+        part = np.full((x.shape[0], values.shape[1]), np.nan, dtype=np.float32)
+        part[finite] = values
+        out[:, index] = part.T
     if out is None:
         m = len(getattr(model, "xanes_targets_", [])) or 1
         out = np.full((m, ny * nx), np.nan, dtype=np.float32)
