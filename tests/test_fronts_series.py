@@ -73,6 +73,10 @@ def test_series_mean_fractions_follow_the_reaction(series):
     assert [f"e0_count_{i:03d}" for i in range(counts.shape[1])] == [
         c for c in table if c.startswith("e0_count_")
     ]
+    product = summary.to_product()
+    assert product.metadata["e0_bin_edges"] == summary.bin_edges.tolist()
+    assert product.metadata["series"] == "cell-1" and product.metadata["n_scans"] == 4
+    np.testing.assert_array_equal(product.tables["series/summary"]["mean_NiO"], table["mean_NiO"])
 
 
 def test_series_replaces_a_scan_added_again(series):

@@ -90,6 +90,9 @@ def test_slices_equal_analyze_with_the_volume_e0(volume):
     np.testing.assert_allclose(maps.edge_energy[4], single.edge_energy, atol=1e-4)
     np.testing.assert_allclose(maps.thickness[4], single.thickness, rtol=1e-5)
     assert calls == [(z, 6) for z in range(1, 7)]
+    arrays = maps.arrays()
+    assert set(arrays) == {"fractions/NiO", "fractions/LiNiO2", *VOLUME_MAPS, "mask", "energies"}
+    np.testing.assert_array_equal(arrays["fractions/LiNiO2"], maps.fraction("LiNiO2"))
 
 
 def _peak_memory(path, energies, references):

@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import AnalysisError
 from .maps import Maps
+from .products import Product
 
 
 class SeriesSummary:
@@ -110,3 +111,11 @@ class SeriesSummary:
         for i in range(counts.shape[1]):
             table[f"e0_count_{i:03d}"] = counts[:, i]
         return table
+
+    def to_product(self) -> Product:
+        """The summary as a product: table ``series/summary``; bin edges in metadata."""
+        edges = [] if self.bin_edges is None else self.bin_edges.tolist()
+        return Product(
+            tables={"series/summary": self.to_table()},
+            metadata={"series": self.series, "e0_bin_edges": edges, "n_scans": len(self)},
+        )

@@ -52,6 +52,13 @@ class VolumeMaps:
         except ValueError:
             raise KeyError(f"no reference {name!r}; have {self.reference_names}") from None
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every volume by its published name (``fractions/<reference>`` for fractions)."""
+        out = {f"fractions/{n}": self.fractions[i] for i, n in enumerate(self.reference_names)}
+        out.update({name: getattr(self, name) for name in (*VOLUME_MAPS, "mask")})
+        out["energies"] = self.energies
+        return out
+
 
 def _volume_settings(settings: AnalysisSettings | dict | None) -> AnalysisSettings:
     """Settings for the slices: per-slice registration and clusters are off unless asked for
