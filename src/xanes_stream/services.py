@@ -345,10 +345,17 @@ def start_proxy(
 
 
 @contextlib.contextmanager
-def local_pipeline(tiled_root: str | Path, data_dir: str | Path, *, profile: str = "sim"):
+def local_pipeline(
+    tiled_root: str | Path,
+    data_dir: str | Path,
+    *,
+    profile: str = "sim",
+    web_port: int | None = None,
+):
     """Tiled, the proxy and the analysis service together on this machine, for the demo and
     the tests: yields ``(tiled, proxy, service)``, the service reading detector files from
-    ``data_dir``; everything is stopped on leaving the block."""
+    ``data_dir`` and, unless ``web_port`` is None, serving its live page (0: a free port) at
+    ``service.web.url``; everything is stopped on leaving the block."""
     from .service import ServiceConfig, XanesService
 
     with start_tiled(tiled_root, readable_dirs=[data_dir]) as tiled, start_proxy() as proxy:
@@ -357,6 +364,7 @@ def local_pipeline(tiled_root: str | Path, data_dir: str | Path, *, profile: str
             zmq_address=proxy.out_address,
             profile=profile,
             allowed_roots=[str(data_dir)],
+            web_port=web_port,
         )
         service = XanesService(config, client=tiled.client()).start()
         try:
