@@ -140,7 +140,8 @@ def render_map(maps: Maps, name: str, *, title_prefix: str = "") -> bytes:
             vmin, vmax = vmin - 0.5, vmax + 0.5
     if name == "clusters":
         n = max(int(np.nanmax(values)) if finite.size else 0, 1)
-        cmap = ListedColormap(colormaps["tab10"].colors[: n + 1]).with_extremes(bad=_NAN_COLOUR)
+        colours = [_NAN_COLOUR, *colormaps["tab10"].colors[:n]]  # 0: outside the mask
+        cmap = ListedColormap(colours).with_extremes(bad=_NAN_COLOUR)
         norm = BoundaryNorm(np.arange(-0.5, n + 1.5), cmap.N)
         vmin = vmax = None
     image = ax.imshow(

@@ -31,7 +31,7 @@ function drawPlot(svg, series, opts) {
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   const box = svg.viewBox.baseVal;
   const W = box.width || 520, H = box.height || 300;
-  const m = { left: 62, right: 14, top: 12, bottom: 44 };
+  const m = { left: 72, right: 14, top: 12, bottom: 44 };
   const xs = [], ys = [];
   for (const s of series) {
     s.x.forEach((x, i) => {
@@ -75,7 +75,7 @@ function drawPlot(svg, series, opts) {
         "stroke-dasharray": style === "dash" ? "5 3" : "none" }, svg);
     }
     if (style === "dots" || style === "linedots") {
-      for (const [x, y] of pts) svgEl("circle", { cx: px(x), cy: py(y), r: 2.4, fill: s.colour || "#000" }, svg);
+      for (const [x, y] of pts) svgEl("circle", { class: "pt", cx: px(x), cy: py(y), r: 2.4, fill: s.colour || "#000" }, svg);
     }
   }
   // legend, top left inside the axes
