@@ -299,3 +299,14 @@ def test_server_stops_with_an_open_event_stream(live, done):
     listener.join(30)
     assert got and not listener.is_alive()
     assert not server._thread.is_alive()
+
+
+def test_command_line_flags_of_the_page():
+    from xanes_stream.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["serve"]).web_port is None
+    assert parser.parse_args(["serve", "--web-port", "0"]).web_port == 0
+    demo = parser.parse_args(["demo"])
+    assert demo.web_port == 0 and demo.no_web is False
+    assert parser.parse_args(["demo", "--no-web"]).no_web is True
