@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## run the main job end to end on embedded defaults
 	$(BIN)/xanes-stream demo
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP)  ## run the test suite (the browser tests need Debian's chromium: installed here)
+	bash scripts/ensure-browser.sh
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)  ## benchmarks beside PyXAS and the memory-bandwidth floor

@@ -138,6 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         size=args.size,
         keep=args.keep,
         detector=args.detector,
+        web_port=None if args.no_web else args.web_port,
     )
 
 
@@ -170,6 +171,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allowed_roots=args.allowed_root,
         allow_pickle=args.allow_pickle,
         **({"state_dir": args.state_dir} if args.state_dir else {}),
+        web_port=args.web_port,
+        web_host=args.web_host,
     )
     if config.api_key is None:
         raise XanesStreamError("set XANES_TILED_API_KEY: results are written with it")
@@ -177,6 +180,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     service = XanesService(config).start()
+    if service.web is not None:
+        print(f"live page: {service.web.url}", flush=True)
     try:
         while not stop.wait(60):
             log.info("status: %s", service.status())
@@ -357,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept pickled documents (unsafe: only on a trusted network)",
     )
+    p.add_argument(
+        "--web-port", type=int, default=None, help="serve the live page on this port (0: any)"
+    )
+    p.add_argument("--web-host", default="127.0.0.1", help="address of the live page")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("status", help="how a running service is doing (from its state dir)")
@@ -397,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128, help="frame size in pixels")
     p.add_argument("--detector", default="hdf5", choices=["hdf5", "inline"])
     p.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
+    p.add_argument("--web-port", type=int, default=0, help="port of the live page (0: any)")
+    p.add_argument("--no-web", action="store_true", help="no live page")
     p.set_defaults(func=cmd_demo)
     return parser
 

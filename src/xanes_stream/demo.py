@@ -16,7 +16,13 @@ WAIT_PER_SCAN = 60.0
 
 
 def run_demo(
-    output: Path, *, n_scans: int = 4, size: int = 128, keep: bool = False, detector: str = "hdf5"
+    output: Path,
+    *,
+    n_scans: int = 4,
+    size: int = 128,
+    keep: bool = False,
+    detector: str = "hdf5",
+    web_port: int | None = 0,
 ) -> int:
     from .plotting import plot_maps
     from .services import local_pipeline
@@ -29,7 +35,9 @@ def run_demo(
     data_dir = output / "detector"
     data_dir.mkdir(parents=True)
     print("starting Tiled (SQLite catalog) and the 0MQ proxy on 127.0.0.1 ...", flush=True)
-    with local_pipeline(output / "tiled", data_dir) as (tiled, proxy, service):
+    with local_pipeline(output / "tiled", data_dir, web_port=web_port) as (tiled, proxy, service):
+        if service.web is not None:
+            print(f"live page: {service.web.url}  (open it to watch the scans)", flush=True)
         print(f"running {n_scans} simulated XANES scans (in-operando series) ...", flush=True)
         runs = run_simulated_experiment(
             tiled.uri,
@@ -63,7 +71,9 @@ def run_demo(
         )
         print("    maps['r_factor'].read(), maps['edge_energy'].read(), maps.metadata")
         if keep:
-            print("\nserving on 127.0.0.1; Ctrl-C to stop", flush=True)
+            if service.web is not None:
+                print(f"\nlive page: {service.web.url}", flush=True)
+            print("serving on 127.0.0.1; Ctrl-C to stop", flush=True)
             _wait_for_interrupt()
         missing = [row for row in rows if row["status"] != "done"]
         return 1 if missing else 0

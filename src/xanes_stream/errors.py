@@ -31,3 +31,7 @@ class SettingsError(XanesStreamError):
 
 class StackFileError(XanesStreamError):
     """A stack or maps file that is missing, unreadable or of the wrong layout."""
+
+
+class StackNotKept(XanesStreamError):
+    """A scan's frames are no longer in memory (only the last few scans' are kept)."""

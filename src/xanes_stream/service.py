@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,10 @@ class ServiceConfig(BaseModel):
     backfill_timeout: float = Field(
         60.0, gt=0, description="s to wait for TiledWriter to finish a run that must be re-read"
     )
+    # the live web page: None = none; 0 = any free port (see XanesService.web.url)
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
+    kept_stacks: int = Field(default=2, ge=0)  # scans whose frames stay for pixel spectra
 
 
 @dataclass
@@ -127,6 +132,8 @@ class XanesService:
         self._housekeepers: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.counts = {"backfilled": 0, "recovered": 0}
+        self._stacks: OrderedDict[str, dict] = OrderedDict()  # uid -> kept stack, newest last
+        self.web = None  # the live page's WebServer, while it runs
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, *, subscribe: bool = True) -> XanesService:
@@ -139,6 +146,11 @@ class XanesService:
         except Exception as exc:  # Tiled not there yet: the first scan will say so
             self.last_error = f"Tiled at {self.config.tiled_uri}: {exc}"
             log.error("cannot reach Tiled at %s yet: %s", self.config.tiled_uri, exc)
+        if self.config.web_port is not None:
+            from .web import WebServer
+
+            self.web = WebServer(self, self.config.web_host, self.config.web_port).start()
+            log.info("live page at %s", self.web.url)
         self._worker.start()
         self._flusher = SpoolFlusher(self.spool, self.store_or_none, self._spooled_written)
         self._flusher.start()
@@ -181,6 +193,9 @@ class XanesService:
         for thread in self._housekeepers:
             thread.join(10)
         self._write_status()
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         log.info("xanes-stream stopped")
 
     def __enter__(self) -> XanesService:
@@ -456,6 +471,7 @@ class XanesService:
             shifts=job.shifts,
         )
         analysed = time.perf_counter() - started
+        self._keep_stack(job, maps)
         log.info("%s: analysed in %.2f s (%d x %d x %d)", label, analysed, *job.frames.shape)
         metadata = self._metadata(job)
         metadata["timings"] = {"analysis": analysed}
@@ -545,3 +561,55 @@ class XanesService:
                     ) from None
                 log.info("reference %r not in the Tiled library; using the bundled one", name)
         return self._references[name]
+
+    # --- the last scans' frames, for pixel spectra on the live page ---------------------------
+    def _keep_stack(self, job: ScanJob, maps) -> None:
+        if self.config.kept_stacks <= 0:
+            return
+        fit = maps.metadata.get("settings", {}).get("fit", {})
+        with self._lock:
+            self._stacks[job.uid] = {
+                "frames": job.frames,
+                "energies": job.energies,
+                "energies_used": maps.energies,
+                "normalization": maps.metadata["normalization"],
+                "references": list(maps.reference_names),
+                "method": fit.get("method", "nnls"),
+                "sum_to_one": fit.get("sum_to_one", "none"),
+            }
+            self._stacks.move_to_end(job.uid)
+            while len(self._stacks) > self.config.kept_stacks:
+                self._stacks.popitem(last=False)
+
+    def kept_scans(self) -> list[str]:
+        """Uids of the scans whose frames are in memory (for pixel spectra), oldest first."""
+        with self._lock:
+            return list(self._stacks)
+
+    def references(self, names: list[str]) -> list[Reference]:
+        """The reference spectra by name, as the analysis uses them."""
+        return [self._reference(name) for name in names]
+
+    def pixel_spectrum(self, uid: str, y: int, x: int):
+        """Pixel (y, x) of scan ``uid``: its normalized spectrum and fit (a SpectrumFit)."""
+        from .errors import StackNotKept
+        from .spectra.pixel import pixel_spectrum
+
+        with self._lock:
+            kept = self._stacks.get(uid)
+        if kept is None:
+            raise StackNotKept(
+                f"the frames of scan {uid[:8]} are no longer in memory: the service keeps the "
+                f"last {self.config.kept_stacks} scans' (ServiceConfig.kept_stacks)"
+            )
+        return pixel_spectrum(
+            kept["frames"],
+            kept["energies"],
+            y,
+            x,
+            self.references(kept["references"]),
+            kept["normalization"],
+            energies_used=kept["energies_used"],
+            method=kept["method"],
+            sum_to_one=kept["sum_to_one"],
+        )

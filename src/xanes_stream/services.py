@@ -353,8 +353,9 @@ def local_pipeline(
 ):
     """Tiled, the proxy and the analysis service together on this machine, for the demo and
     the tests: yields ``(tiled, proxy, service)``, the service reading detector files from
-    ``data_dir`` (``service_options``: further :class:`ServiceConfig` fields); everything is
-    stopped on leaving the block."""
+    ``data_dir``; ``service_options`` are further :class:`ServiceConfig` fields (e.g.
+    ``web_port=0`` serves the live page on a free port, at ``service.web.url``). Everything
+    is stopped on leaving the block."""
     from .service import ServiceConfig, XanesService
 
     with start_tiled(tiled_root, readable_dirs=[data_dir]) as tiled, start_proxy() as proxy:

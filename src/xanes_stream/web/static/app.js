@@ -1,0 +1,284 @@
+// The live page: scans from /api/scans, kept current by the /api/events stream.
+"use strict";
+
+const state = { scans: new Map(), selected: null, detail: null, seq: 0, source: null, pixel: null };
+const $ = (id) => document.getElementById(id);
+
+function fmt(v, digits) {
+  return Number.isFinite(v) ? v.toFixed(digits) : "–";
+}
+
+function esc(text) {
+  const div = document.createElement("div");
+  div.textContent = text == null ? "" : String(text);
+  return div.innerHTML;
+}
+
+async function getJSON(url) {
+  const response = await fetch(url, { cache: "no-store" });
+  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+// --- the scans list ----------------------------------------------------------------------------
+async function loadScans() {
+  const body = await getJSON("/api/scans");
+  state.scans = new Map(body.scans.map((s) => [s.uid, s]));
+  state.seq = body.seq;
+  renderStatus(body.status);
+  renderScans();
+  const wanted = new URLSearchParams(location.hash.slice(1)).get("scan");
+  if (wanted && !state.selected) { $("follow").checked = false; select(wanted); }
+  else if ($("follow").checked) followNewest();
+  else if (state.selected) refreshSelected();
+}
+
+function renderStatus(s) {
+  if (!s) return;
+  $("status").innerHTML = `profile <b>${esc(s.profile)}</b> · ${s.listening ? "listening" : "<b>not listening</b>"}` +
+    ` · ${s.receiving} receiving · ${s.queued} queued · ${s.done} done · ${s.failed} failed` +
+    (s.last_error ? ` · <span title="${esc(s.last_error)}">last error: ${esc(s.last_error.slice(0, 80))}</span>` : "");
+}
+
+function stateCell(s) {
+  let text = s.status;
+  let extra = "";
+  if (s.status === "receiving") {
+    text = s.expected ? `receiving ${s.frames}/${s.expected}` : `receiving ${s.frames}`;
+    const share = s.expected ? Math.min(100, (100 * s.frames) / s.expected) : 0;
+    extra = `<div class="progress"><div style="width:${share}%"></div></div>`;
+  } else if (s.status === "done" && Number.isFinite(s.latency)) {
+    text = `done · ${fmt(s.latency, 1)} s`;
+  } else if (s.status === "failed") {
+    extra = `<div class="reason">${esc(s.reason)}</div>`;
+  }
+  return `<span class="badge ${s.status}">${esc(text)}</span>${extra}`;
+}
+
+function renderScans() {
+  const body = $("scans").querySelector("tbody");
+  const rows = [...state.scans.values()].sort((a, b) => (b.received_at || 0) - (a.received_at || 0));
+  $("no-scans").hidden = rows.length > 0;
+  body.innerHTML = rows.map((s) =>
+    `<tr class="scan${s.uid === state.selected ? " selected" : ""}" data-uid="${esc(s.uid)}" data-status="${s.status}">` +
+    `<td>${esc(s.scan_id)}</td><td class="sample" title="${esc(s.sample)}">${esc(s.sample)}` +
+    `${s.series ? `<div class="hint">${esc(s.series)}</div>` : ""}</td><td>${stateCell(s)}</td></tr>`).join("");
+}
+
+function followNewest() {
+  const done = [...state.scans.values()].filter((s) => s.status === "done");
+  done.sort((a, b) => (b.received_at || 0) - (a.received_at || 0));
+  const newest = done[0] || [...state.scans.values()].sort((a, b) => (b.received_at || 0) - (a.received_at || 0))[0];
+  if (newest && newest.uid !== state.selected) select(newest.uid);
+  else if (newest) refreshSelected();
+}
+
+// --- live events ---------------------------------------------------------------------------------
+function connect() {
+  if (state.source) state.source.close();
+  const source = new EventSource(`/api/events?since=${state.seq}`);
+  state.source = source;
+  source.onopen = () => { $("connection").dataset.state = "live"; $("connection").textContent = "live"; };
+  source.onerror = () => { $("connection").dataset.state = "reconnecting"; $("connection").textContent = "reconnecting…"; };
+  source.addEventListener("scan", (e) => {
+    const event = JSON.parse(e.data);
+    state.seq = event.seq;
+    const scan = event.scan;
+    const before = state.scans.get(scan.uid);
+    state.scans.set(scan.uid, { ...before, ...scan });
+    renderScans();
+    refreshStatusSoon();
+    const finished = scan.status === "done" && (!before || before.status !== "done");
+    if (finished && $("follow").checked) select(scan.uid);
+    else if (scan.uid === state.selected && (!before || before.status !== scan.status || scan.status !== "done")) refreshSelected();
+    else if (finished && state.detail && state.detail.series && scan.series === state.detail.series) loadSeries(scan.series);
+    if (!state.selected && $("follow").checked) select(scan.uid);
+  });
+  source.addEventListener("reset", () => loadScans().catch(console.error));
+}
+
+let statusTimer = null;
+function refreshStatusSoon() {
+  if (statusTimer) return;
+  statusTimer = setTimeout(async () => {
+    statusTimer = null;
+    try { renderStatus(await getJSON("/health")); } catch (e) { /* the stream says so */ }
+  }, 500);
+}
+
+// --- one scan --------------------------------------------------------------------------------------
+function select(uid) {
+  state.selected = uid;
+  state.detail = null;
+  state.pixel = null;
+  history.replaceState(null, "", `#scan=${uid}`);
+  renderScans();
+  refreshSelected();
+}
+
+function showMessage(text, failed) {
+  $("scan-message").hidden = false;
+  $("scan-message").className = failed ? "message failed" : "message";
+  $("scan-message").textContent = text;
+}
+
+async function refreshSelected() {
+  const uid = state.selected;
+  const scan = state.scans.get(uid);
+  $("scan-title").textContent = scan ? `Scan ${scan.scan_id} · ${scan.sample}` : `Scan ${uid.slice(0, 8)}`;
+  $("scan-meta").textContent = `uid ${uid}` + (scan && scan.series ? ` · series ${scan.series}` : "");
+  if (scan && scan.status !== "done") {
+    $("scan-body").hidden = true;
+    const waiting = {
+      receiving: `Receiving frames: ${scan.frames}${scan.expected ? ` of ${scan.expected}` : ""}.`,
+      queued: "Waiting for the analysis worker.",
+      analysing: "Analysing: normalization, fit and maps.",
+    };
+    showMessage(scan.status === "failed" ? `Failed: ${scan.reason}` : waiting[scan.status] || scan.status,
+      scan.status === "failed");
+    return;
+  }
+  if (state.detail && state.detail.uid === uid) return;
+  try {
+    const detail = await getJSON(`/api/scans/${encodeURIComponent(uid)}`);
+    if (state.selected !== uid) return;
+    state.detail = detail;
+    $("scan-message").hidden = true;
+    renderDetail(detail);
+  } catch (err) {
+    showMessage(`No maps: ${err.message}`, true);
+  }
+}
+
+function referenceColour(detail, name) {
+  return (detail.colours || {})[name] || "#555";
+}
+
+function renderDetail(d) {
+  $("scan-body").hidden = false;
+  $("scan-title").textContent = `Scan ${d.scan_id} · ${d.sample}`;
+  const r = d.record || {};
+  $("scan-meta").innerHTML = `uid ${esc(d.uid)}` + (d.series ? ` · series ${esc(d.series)}` : "") +
+    ` · ${d.shape[1]} × ${d.shape[0]} px · ${d.energies.length} energies (${fmt(d.energies[0], 0)}–${fmt(d.energies[d.energies.length - 1], 0)} eV)` +
+    (Number.isFinite(r.latency) ? ` · maps ${fmt(r.latency, 1)} s after the last frame` : "");
+  const chips = d.reference_names.map((n) =>
+    `<div class="chip"><div class="value">${fmt(d.summary.mean_fractions[n], 3)}</div>` +
+    `<div class="label"><span class="swatch" style="background:${referenceColour(d, n)}"></span>mean fraction ${esc(n)}</div></div>`);
+  chips.push(`<div class="chip"><div class="value">${fmt(d.mean_e0, 1)} eV</div><div class="label">mean edge energy E0</div></div>`);
+  chips.push(`<div class="chip"><div class="value">${Number.isFinite(d.summary.median_r_factor) ? d.summary.median_r_factor.toExponential(1) : "–"}</div><div class="label">median R-factor</div></div>`);
+  chips.push(`<div class="chip"><div class="value">${d.summary.mask_pixels}</div><div class="label">pixels in the mask</div></div>`);
+  $("summary").innerHTML = chips.join("");
+  $("maps").innerHTML = d.maps.map((m) =>
+    `<figure class="map" data-name="${esc(m.name)}"><div class="frame">` +
+    `<img src="${esc(m.url)}" alt="${esc(m.title)}" data-name="${esc(m.name)}" loading="eager"></div>` +
+    `<figcaption><span>${esc(m.title)}</span><a class="png-link" href="${esc(m.url)}" target="_blank">PNG</a></figcaption></figure>`).join("");
+  for (const img of $("maps").querySelectorAll("img")) img.addEventListener("click", onMapClick);
+  $("spectrum-png").href = d.plots.spectrum;
+  $("shifts-png").href = d.plots.shifts;
+  const mean = d.mean;
+  const series = [
+    { x: mean.energies, y: mean.normalized, label: "mean in mask", colour: "#000", style: "dots" },
+    { x: mean.energies, y: mean.fit, label: "fit", colour: "#444", width: 2 },
+  ];
+  for (const [name, values] of Object.entries(mean.components || {})) {
+    series.push({ x: mean.energies, y: values, label: `${name} × ${fmt(mean.fractions[name], 2)}`, colour: referenceColour(d, name), style: "dash" });
+  }
+  drawPlot($("mean-plot"), series, { xlabel: "energy (eV)", ylabel: "normalized absorption", xFormat: (v) => v.toFixed(0) });
+  const frames = d.shifts.dy.map((_, i) => i);
+  const xShift = d.shifts.dy.length === d.energies.length ? d.energies : frames;
+  drawPlot($("shift-plot"), [
+    { x: xShift, y: d.shifts.dy, label: "dy", colour: "#1f77b4", style: "linedots" },
+    { x: xShift, y: d.shifts.dx, label: "dx", colour: "#ff7f0e", style: "linedots" },
+  ], { xlabel: xShift === frames ? "frame" : "energy (eV)", ylabel: "shift (px)", xFormat: (v) => v.toFixed(0) });
+  $("pixel-caption").textContent = d.pixels_in_memory ? "Pixel spectrum: click a map" :
+    "Pixel spectrum: this scan's frames are no longer in memory";
+  drawPlot($("pixel-plot"), [], { empty: d.pixels_in_memory ? "click a pixel of any map" : "frames not kept in memory" });
+  $("pixel-info").textContent = "";
+  $("details-text").textContent = JSON.stringify(
+    { normalization: d.normalization, thresholds: d.thresholds, notes: d.notes, timings: d.timings }, null, 2);
+  if (d.series) loadSeries(d.series); else $("series-panel").hidden = true;
+}
+
+// --- a pixel's spectrum ------------------------------------------------------------------------------
+async function onMapClick(event) {
+  const d = state.detail;
+  if (!d) return;
+  const img = event.currentTarget;
+  const rect = img.getBoundingClientRect();
+  const [left, top, width, height] = d.image.box;
+  const u = ((event.clientX - rect.left) / rect.width - left) / width;
+  const v = ((event.clientY - rect.top) / rect.height - top) / height;
+  if (u < 0 || u >= 1 || v < 0 || v >= 1) return;  // on the title or the colour bar
+  const x = Math.floor(u * d.shape[1]);
+  const y = Math.floor(v * d.shape[0]);
+  state.pixel = { x, y };
+  placeMarkers();
+  $("pixel-caption").textContent = `Pixel (x ${x}, y ${y}): normalized spectrum and fit`;
+  try {
+    const p = await getJSON(`/api/scans/${encodeURIComponent(d.uid)}/pixel?y=${y}&x=${x}`);
+    if (!state.pixel || state.pixel.x !== x || state.pixel.y !== y) return;
+    const series = [
+      { x: p.energies, y: p.normalized, label: `pixel (${x}, ${y})`, colour: "#000", style: "dots" },
+      { x: p.energies, y: p.fit, label: "fit", colour: "#444", width: 2 },
+    ];
+    for (const [name, values] of Object.entries(p.components)) {
+      series.push({ x: p.energies, y: values, label: `${name} × ${fmt(p.fractions[name], 2)}`, colour: referenceColour(d, name), style: "dash" });
+    }
+    drawPlot($("pixel-plot"), series, { xlabel: "energy (eV)", ylabel: "normalized absorption", xFormat: (v) => v.toFixed(0) });
+    const m = p.maps;
+    $("pixel-info").innerHTML = `R-factor ${Number.isFinite(p.r_factor) ? p.r_factor.toExponential(2) : "–"} · ` +
+      `edge step ${fmt(p.edge_step, 3)} · E0 ${fmt(m.edge_energy, 1)} eV · ${m.in_mask ? "in the mask" : "outside the mask"}`;
+  } catch (err) {
+    drawPlot($("pixel-plot"), [], { empty: "no spectrum" });
+    $("pixel-info").textContent = err.message;
+  }
+}
+
+function placeMarkers() {
+  const d = state.detail, p = state.pixel;
+  for (const frame of $("maps").querySelectorAll(".frame")) {
+    let marker = frame.querySelector(".marker");
+    if (!p) { if (marker) marker.remove(); continue; }
+    if (!marker) { marker = document.createElement("div"); marker.className = "marker"; frame.appendChild(marker); }
+    const [left, top, width, height] = d.image.box;
+    marker.style.left = `${100 * (left + width * (p.x + 0.5) / d.shape[1])}%`;
+    marker.style.top = `${100 * (top + height * (p.y + 0.5) / d.shape[0])}%`;
+  }
+}
+
+// --- an in-operando series -------------------------------------------------------------------------
+async function loadSeries(name) {
+  try {
+    const body = await getJSON(`/api/series?name=${encodeURIComponent(name)}`);
+    const d = state.detail;
+    if (!d || d.series !== name) return;
+    $("series-panel").hidden = false;
+    $("series-title").textContent = `Series ${name}: ${body.scans.length} scan${body.scans.length === 1 ? "" : "s"}`;
+    const t0 = body.scans.length ? body.scans[0].time : 0;
+    const span = body.scans.length ? body.scans[body.scans.length - 1].time - t0 : 0;
+    const [unit, per] = span > 7200 ? ["h", 3600] : span > 120 ? ["min", 60] : ["s", 1];
+    const minutes = body.scans.map((s) => (s.time - t0) / per);
+    const xlabel = `time since the first scan (${unit})`;
+    const fractions = d.reference_names.map((n) => ({
+      x: minutes, y: body.scans.map((s) => s.mean_fractions[n]), label: n, colour: referenceColour(d, n), style: "linedots",
+    }));
+    drawPlot($("series-fractions"), fractions, { xlabel, ylabel: "mean fraction", yRange: [0, 1] });
+    drawPlot($("series-e0"), [{ x: minutes, y: body.scans.map((s) => s.mean_e0), label: "E0", colour: "#7b3294", style: "linedots" }],
+      { xlabel, ylabel: "edge energy (eV)" });
+  } catch (err) {
+    console.error(err);
+  }
+}
+
+window.addEventListener("DOMContentLoaded", async () => {
+  $("scans").addEventListener("click", (event) => {
+    const row = event.target.closest("tr.scan");
+    if (!row) return;
+    $("follow").checked = false;
+    select(row.dataset.uid);
+  });
+  $("follow").addEventListener("change", () => { if ($("follow").checked) followNewest(); });
+  try { await loadScans(); } catch (err) { showMessage(`Cannot read the scans: ${err.message}`, true); }
+  connect();
+});
