@@ -263,3 +263,79 @@ def test_writes_need_the_api_key(live):
     with pytest.raises(Exception, match="API key|401|authentication"):
         anonymous = from_uri(live.tiled.uri)
         anonymous.create_container("intruder")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".msgpack"])
+def test_replay_from_a_documents_file(live, tmp_path, suffix):
+    """Runs from another facility, as a file of documents, through the CLI into Tiled."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from xanes_stream.documents.files import write_documents
+
+    documents = []
+    (run,) = run_simulated_experiment(
+        None,
+        None,
+        None,
+        n_scans=1,
+        detector="inline",
+        data_dir=live.data_dir,
+        shape=(48, 48),
+        seed=31,
+        energies=ENERGIES,
+        callbacks=[lambda name, doc: documents.append((name, doc))],
+    )
+    path = write_documents(tmp_path / f"run{suffix}", documents)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "xanes-stream"),
+            "replay",
+            "--file",
+            str(path),
+            "--tiled-uri",
+            live.tiled.uri,
+            "--root",
+            "from_file",
+        ],
+        env={**os.environ, "XANES_TILED_API_KEY": live.tiled.api_key},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert run.uid[:8] in result.stdout
+    node = live.tiled.client()["from_file"][run.uid]
+    assert node.metadata["replayed"] is True
+    names = node["fractions"].metadata["reference_names"]
+    fitted = node["fractions"].read()[[names.index(n) for n in run.truth.references]]
+    inside = run.truth.particles & (run.truth.thickness > 0.3 * run.truth.thickness.max())
+    assert np.median(np.abs(fitted - run.truth.fractions)[:, inside]) < 0.05
+
+
+def test_a_broken_documents_file_is_one_clear_error(live, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "broken.jsonl"
+    path.write_text('["start", {"uid": "a"}]\nnot json\n')
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "xanes-stream"),
+            "replay",
+            "--file",
+            str(path),
+            "--tiled-uri",
+            live.tiled.uri,
+        ],
+        env={**os.environ, "XANES_TILED_API_KEY": live.tiled.api_key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "line 2: not JSON" in result.stderr, result.stderr

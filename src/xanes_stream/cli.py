@@ -223,6 +223,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .settings import load_settings
 
     client = _tiled_client(args)
+    if args.file:
+        return _replay_file(args, client)
     scan_ids = None
     if args.scan_ids:
         low, _, high = args.scan_ids.partition("-")
@@ -257,10 +259,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     finally:
         bars.close()
+    return _print_records(records)
+
+
+def _print_records(records) -> int:
     for record in records:
         outcome = record.uri if record.status == "done" else f"{record.status}: {record.reason}"
         print(f"{record.uid[:8]}  scan {record.scan_id}  {outcome}")
     return 0 if all(r.status == "done" for r in records) else 1
+
+
+def _replay_file(args: argparse.Namespace, client) -> int:
+    from .profiles import load_profile
+    from .replay import replay_file
+    from .settings import load_settings
+
+    bars = _Bars()
+    try:
+        records = replay_file(
+            client,
+            args.file,
+            profile=load_profile(args.profile),
+            settings=load_settings(args.settings) if args.settings else None,
+            root=args.root,
+            results_dir=args.results_dir,
+            allowed_roots=args.allowed_root,
+            progress=lambda done, total: bars("runs", done, total),
+        )
+    finally:
+        bars.close()
+    if not records:
+        raise XanesStreamError(f"no runs in {args.file}")
+    return _print_records(records)
 
 
 def _results_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -375,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="re-analyse archived raw runs from Tiled")
     p.add_argument("uids", nargs="*", help="raw run uids (or use the filters)")
+    p.add_argument(
+        "--file", help="replay the runs in a documents file instead (.jsonl or .msgpack)"
+    )
     p.add_argument("--scan-ids", help="N or N-M, inclusive")
     p.add_argument("--sample")
     p.add_argument("--plan", help="plan name")

@@ -80,6 +80,74 @@ def replay(
     Documents of the next run are read while the previous one is analysed. Results carry
     provenance (``replayed``, ``replayed_at``, the settings) and replace earlier ones.
     """
+
+    def runs():
+        for uid in uids:
+            log.info("replaying %s", uid[:8])
+            try:
+                yield uid, [(name, _as_dict(doc)) for name, doc in client[uid].documents()]
+            except Exception as exc:  # a run Tiled cannot give back: say so, go on
+                log.error("cannot read the documents of %s: %s", uid[:8], exc)
+                yield uid, []
+
+    return _replay(
+        client,
+        runs(),
+        len(uids),
+        profile,
+        settings,
+        root,
+        results_dir,
+        allowed_roots,
+        progress,
+        timeout_per_scan,
+    )
+
+
+def replay_file(
+    client,
+    path,
+    *,
+    profile: Profile,
+    settings: AnalysisSettings | None = None,
+    root: str = "xanes",
+    results_dir: str | None = None,
+    allowed_roots: list[str] = (),
+    progress=None,
+    timeout_per_scan: float = 600.0,
+) -> list[ScanRecord]:
+    """Analyse the runs in a documents file (JSON lines or msgpack, e.g. from another
+    facility) through the live path into Tiled; returns what happened to each run."""
+    from .documents.files import read_documents
+
+    def runs():
+        uid, documents = None, []
+        for name, doc in read_documents(path):
+            if name == "start":
+                if uid is not None:
+                    yield uid, documents
+                uid, documents = doc.get("uid"), []
+            documents.append((name, doc))
+        if uid is not None:
+            yield uid, documents
+
+    return _replay(
+        client,
+        runs(),
+        None,
+        profile,
+        settings,
+        root,
+        results_dir,
+        allowed_roots,
+        progress,
+        timeout_per_scan,
+    )
+
+
+def _replay(
+    client, runs, total, profile, settings, root, results_dir, allowed_roots, progress, timeout
+) -> list[ScanRecord]:
     if settings is not None:
         profile = profile.model_copy(update={"settings": settings})
     config = ServiceConfig(
@@ -95,17 +163,15 @@ def replay(
         config, profile=profile, client=client, provenance={"replayed": True, "replayed_at": now}
     )
     service.start(subscribe=False)
+    uids = []
     try:
-        for done, uid in enumerate(uids):
-            log.info("replaying %s", uid[:8])
-            try:
-                for name, doc in client[uid].documents():
-                    service(name, _as_dict(doc))
-            except Exception as exc:  # a run Tiled cannot give back: say so, go on
-                log.error("cannot read the documents of %s: %s", uid[:8], exc)
+        for done, (uid, documents) in enumerate(runs, 1):
+            uids.append(uid)
+            for name, doc in documents:
+                service(name, doc)
             if progress is not None:
-                progress(done + 1, len(uids))
-        service.wait_idle(timeout_per_scan * max(1, len(uids)))
+                progress(done, total or done)
+        service.wait_idle(timeout * max(1, len(uids)))
     finally:
         service.stop()
     return [
