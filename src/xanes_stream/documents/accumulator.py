@@ -111,15 +111,18 @@ class ScanAccumulator:
     def _process(self, energy: float, frame: np.ndarray, i0: float | None) -> None:
         image = self._corrected(frame, i0)
         finite = np.isfinite(image)
-        if finite.mean() <= 0.5:
+        n_finite = np.count_nonzero(finite)
+        if n_finite <= 0.5 * image.size:
             log.warning(
                 "%s: frame at %.2f eV is mostly non-finite; the fit will drop it",
                 self.label,
                 energy,
             )
         # registration sees bad pixels as the frame's median, the stack keeps them as NaN
-        fill = np.nanmedian(image) if finite.any() else 0.0
-        to_register = image if finite.all() else np.where(finite, image, fill)
+        if n_finite == image.size:
+            to_register = image
+        else:
+            to_register = np.where(finite, image, np.nanmedian(image) if n_finite else 0.0)
         self._energies.append(float(energy))
         self._frames.append(image)
         self._shifts.append(np.zeros(2))
