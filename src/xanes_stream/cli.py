@@ -65,10 +65,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .files import read_stack, write_maps
     from .settings import load_settings
 
-    settings = load_settings(args.settings)
+    settings = _enable_products(load_settings(args.settings), args.products)
     references = [_parse_reference(r) for r in args.reference]
     if not references:
         raise XanesStreamError("give at least one --reference NAME=FILE (or a bundled NAME)")
+    library = references
+    if args.library:
+        from .spectra.library import load_library
+
+        library = load_library(args.library)
     stack = read_stack(
         args.stack, energies=_parse_energies(args.energies), flat_field=args.flat_field
     )
@@ -88,9 +93,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         )
     finally:
         bars.close()
+    if settings.products.enabled():
+        from .analyses import run_products
+
+        maps.products = run_products(
+            stack.frames,
+            stack.energies,
+            maps,
+            settings,
+            library,
+            dark=stack.dark,
+            flat=stack.flat,
+            mode=args.mode,
+        )
     maps.metadata["source"] = str(args.stack)
     write_maps(maps, args.out)
     _print_summary(maps, stack.frames.shape)
+    _print_products(maps.products)
     print(f"maps written to {args.out}")
     if args.plot:
         from .plotting import plot_maps
@@ -98,6 +117,43 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         plot_maps(maps, args.plot, title=Path(args.stack).name)
         print(f"figure written to {args.plot}")
     return 0
+
+
+#: ``--products`` aliases: a decomposition method names the decomposition with that method.
+_METHODS = ("pca", "nmf", "ica", "svd", "fa")
+
+
+def _enable_products(settings, names: str | None):
+    """``settings`` with the comma-separated analyses ``names`` enabled (``nmf``, ``pca``, ...
+    enable the decomposition with that method); other parameters stay as the settings say."""
+    if not names:
+        return settings
+    products = settings.products
+    known = list(type(products).model_fields)
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        update: dict = {"enabled": True}
+        if name in _METHODS:
+            name, update["method"] = "decomposition", name
+        if name not in known:
+            raise XanesStreamError(
+                f"--products: unknown analysis {name!r}; have {known + list(_METHODS)}"
+            )
+        section = getattr(products, name).model_copy(update=update)
+        products = products.model_copy(update={name: section})
+    return settings.model_copy(update={"products": products})
+
+
+def _print_products(products: dict) -> None:
+    """One line per product: its headline numbers, or its error."""
+    headline = ("n_particles", "n_active", "k", "method", "n_components", "references", "e1", "e2")
+    for name, product in products.items():
+        meta = product.metadata
+        if meta.get("error"):
+            print(f"product {name}: FAILED: {meta['error']}")
+            continue
+        facts = [f"{key}={meta[key]}" for key in headline if key in meta]
+        keys = [*product.images, *product.spectra, *product.tables]
+        print(f"product {name}: {' '.join(facts) or 'done'} ({', '.join(keys)})")
 
 
 def _print_summary(maps, shape) -> None:
@@ -364,6 +420,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "apply", "skip"],
         help="use img_bkg/img_dark of an HDF5 stack (auto: only on raw counts)",
+    )
+    p.add_argument(
+        "--products",
+        help="analyses to run beyond the fit, comma-separated: decomposition (or pca, nmf, ica, "
+        "svd, fa), clustering, combinatorial, two_energy, particles, fronts, ml; "
+        "parameters come from --settings (products: ...)",
+    )
+    p.add_argument(
+        "--library",
+        help="folder of reference spectra for combinatorial fitting and component matching "
+        "(default: the --reference spectra)",
     )
     p.set_defaults(func=cmd_analyze)
 

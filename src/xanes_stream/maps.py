@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .products import Product
+
 #: The 2-D maps, by name, in the order they are written.
 IMAGE_MAPS = (
     "thickness",
@@ -25,7 +27,8 @@ class Maps:
 
     ``fractions`` is (k, ny, nx), one map per reference in ``reference_names`` order; every other
     image map is (ny, nx); ``shifts`` is (n_energy, 2) = (dy, dx) in pixels; ``energies`` in eV.
-    ``metadata`` holds the settings, the normalization windows, thresholds, timings and notes.
+    ``metadata`` holds the settings, the normalization windows, thresholds, timings and notes;
+    ``products`` the results of the enabled analyses beyond the fit, by settings key.
     """
 
     reference_names: list[str]
@@ -44,6 +47,7 @@ class Maps:
     mean_fit: np.ndarray
     fit_energies: np.ndarray
     metadata: dict = field(default_factory=dict)
+    products: dict[str, Product] = field(default_factory=dict)
 
     def fraction(self, name: str) -> np.ndarray:
         """The fraction map of one reference, by name."""

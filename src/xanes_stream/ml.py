@@ -26,10 +26,10 @@ import numpy as np
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
+from ._base import _Section
 from .errors import AnalysisError, XanesStreamError
 from .maps import Maps
 from .products import NormalizedStack, Product
-from .settings import _Section
 from .spectra.features import edge_energy
 from .spectra.references import Reference, unit_step
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from .analyses import run_products
 from .analysis import analyze
 from .documents.router import SafeRouter, ScanJob
 from .documents.subscriber import SubscriberThread
@@ -470,6 +471,11 @@ class XanesService:
             settings=settings,
             shifts=job.shifts,
         )
+        if settings.products.enabled():  # beside the maps in Tiled; a failure is in its metadata
+            maps.products = run_products(
+                job.frames, job.energies, maps, settings, references, mode="absorbance",
+                shifts=job.shifts,
+            )  # fmt: skip
         analysed = time.perf_counter() - started
         self._keep_stack(job, maps)
         log.info("%s: analysed in %.2f s (%d x %d x %d)", label, analysed, *job.frames.shape)

@@ -6,15 +6,19 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from ._base import Window, _Section
+from .analyses.clustering import Settings as ClusteringSettings
+from .analyses.combinatorial import Settings as CombinatorialSettings
+from .analyses.decomposition import Settings as DecompositionSettings
+from .analyses.two_energy import Settings as TwoEnergySettings
 from .errors import SettingsError
+from .imaging.particles import ParticleSettings
+from .ml import MLSettings
+from .spectra.fronts import FrontSettings
 
-Window = tuple[float, float]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["AnalysisSettings", "ProductSettings", "Window", "_Section", "load_settings"]
 
 
 class NormalizationSettings(_Section):
@@ -74,6 +78,22 @@ class MaskSettings(_Section):
     seed: int = 0
 
 
+class ProductSettings(_Section):
+    """The analyses beyond the fit, each off unless ``enabled`` (see ``analyses.run_products``)."""
+
+    decomposition: DecompositionSettings = DecompositionSettings()
+    clustering: ClusteringSettings = ClusteringSettings()
+    combinatorial: CombinatorialSettings = CombinatorialSettings()
+    two_energy: TwoEnergySettings = TwoEnergySettings()
+    particles: ParticleSettings = ParticleSettings()
+    fronts: FrontSettings = FrontSettings()
+    ml: MLSettings = MLSettings()
+
+    def enabled(self) -> list[str]:
+        """Names of the enabled analyses, in the order they run."""
+        return [name for name in type(self).model_fields if getattr(self, name).enabled]
+
+
 class AnalysisSettings(_Section):
     """Everything :func:`xanes_stream.analyze` can be told."""
 
@@ -82,6 +102,7 @@ class AnalysisSettings(_Section):
     fit: FitSettings = FitSettings()
     features: FeatureSettings = FeatureSettings()
     mask: MaskSettings = MaskSettings()
+    products: ProductSettings = ProductSettings()
     block_pixels: int = Field(32_768, ge=256, description="pixels processed per block")
     max_bad_fraction: float = Field(
         0.1, ge=0, le=1, description="pixels with more non-finite values than this are invalid"

@@ -1,19 +1,99 @@
 """Analyses beyond the fit, each as a module with a ``Settings`` model (``enabled`` off by
 default) and a uniform adapter ``run(normalized, maps, settings, library) -> Product``.
 
-The integrator plugs them into analyze/CLI/service with one loop::
-
-    for module in MODULES:
-        section = getattr(settings, module.NAME)  # a module.Settings
-        if section.enabled:
-            products[module.NAME] = module.run(normalized, maps, section, library)
+:func:`run_products` runs the ones ``settings.products`` enables (see
+:class:`xanes_stream.settings.ProductSettings`), for the CLI and the service alike.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .. import ml
+from ..imaging import particles
+from ..maps import Maps
+from ..products import NormalizedStack, Product
+from ..spectra import fronts
+from ..spectra.references import Reference
 from . import clustering, combinatorial, decomposition, two_energy
+
+log = logging.getLogger(__name__)
 
 #: Every analysis module, in the order to run them.
 MODULES = (decomposition, clustering, combinatorial, two_energy)
 
-__all__ = ["MODULES", "clustering", "combinatorial", "decomposition", "two_energy"]
+#: Analyses that read only the maps, not the normalized spectra.
+_MAPS_ONLY = frozenset({"particles", "fronts"})
+
+
+#: Every runnable analysis by its ``settings.products`` key.
+RUNNERS: dict[str, Callable[..., Product]] = {
+    **{module.NAME: module.run for module in MODULES},
+    "particles": particles.run,
+    "fronts": fronts.run,
+    "ml": ml.run,
+}
+
+
+def run_products(
+    frames: np.ndarray,
+    energies: np.ndarray,
+    maps: Maps,
+    settings,
+    library: Sequence[Reference],
+    **analyze_inputs,
+) -> dict[str, Product]:
+    """Run every analysis ``settings.products`` enables on the scan ``maps`` were made from.
+
+    ``frames``, ``energies`` and ``analyze_inputs`` (dark, flat, i0, mode, shifts) are those
+    given to :func:`~xanes_stream.analysis.analyze`; the frames are edge-normalized once
+    (moved by ``maps.shifts`` unless ``shifts`` says they are aligned already), and only if an
+    enabled analysis needs normalized spectra. A failing analysis is logged and gives a product
+    whose metadata holds ``error``; it never costs the maps or the other products.
+    """
+    from ..normalized import normalize_stack
+    from ..settings import load_settings
+
+    settings = load_settings(settings)
+    names = settings.products.enabled()
+    normalized: NormalizedStack | None = None
+    normalize_error: str | None = None
+    if set(names) - _MAPS_ONLY:
+        inputs = dict(analyze_inputs)
+        if inputs.get("shifts") is None and settings.registration.method != "none":
+            inputs["apply_shifts"] = maps.shifts
+        try:
+            normalized = normalize_stack(frames, energies, settings=settings, **inputs)
+        except Exception as exc:  # every product needing it fails, the maps stand
+            normalize_error = f"normalization failed: {exc}"
+            log.warning("products: %s", normalize_error)
+    products: dict[str, Product] = {}
+    for name in names:
+        section = getattr(settings.products, name)
+        started = time.perf_counter()
+        if normalized is None and name not in _MAPS_ONLY:
+            products[name] = Product(metadata={"error": normalize_error})
+            continue
+        try:
+            product = RUNNERS[name](normalized, maps, section, library)
+        except Exception as exc:
+            log.warning("product %s failed: %s", name, exc, exc_info=True)
+            product = Product(metadata={"error": f"{type(exc).__name__}: {exc}"})
+        product.metadata["seconds"] = time.perf_counter() - started
+        products[name] = product
+    return products
+
+
+__all__ = [
+    "MODULES",
+    "RUNNERS",
+    "clustering",
+    "combinatorial",
+    "decomposition",
+    "run_products",
+    "two_energy",
+]

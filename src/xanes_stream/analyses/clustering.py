@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
+from .._base import _Section
 from ..maps import Maps
 from ..products import NormalizedStack, Product
-from ..settings import _Section
 from ..spectra.clustering import cluster_spectra
 from ..spectra.references import Reference
 from ._common import region

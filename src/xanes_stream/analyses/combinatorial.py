@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
+from .._base import _Section
 from ..errors import AnalysisError
 from ..maps import Maps
 from ..products import NormalizedStack, Product
-from ..settings import _Section
 from ..spectra.combinatorial import combinatorial_fit
 from ..spectra.decomposition import estimate_components, scree
 from ..spectra.references import Reference

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from .._base import _Section
 from ..maps import Maps
 from ..products import NormalizedStack, Product
-from ..settings import _Section
 from ..spectra.decomposition import decompose, match_components
 from ..spectra.references import Reference
 from ._common import region

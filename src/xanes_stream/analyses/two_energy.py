@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
+from .._base import _Section
 from ..errors import AnalysisError
 from ..maps import Maps
 from ..products import NormalizedStack, Product
-from ..settings import _Section
 from ..spectra.references import Reference
 from ..spectra.two_energy import two_energy_maps
 from ._common import by_name, region

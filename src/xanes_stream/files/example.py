@@ -20,7 +20,7 @@ def write_example_stack(
     """Write a phantom Ni K-edge scan in the FXI/PyXAS layout, with its ground truth.
 
     ``img_xanes`` holds flat-corrected transmission, ``X_eng`` the energies in keV; the truth is
-    under ``truth/`` (fractions, thickness, drift) for checking the maps.
+    under ``truth/`` (fractions, thickness, drift, particle labels) for checking the maps.
     """
     phantom = make_phantom(shape, references=references, n_particles=8, seed=seed)
     path = Path(path)
@@ -31,6 +31,8 @@ def write_example_stack(
         truth.create_dataset("fractions", data=phantom.fractions)
         truth.create_dataset("thickness", data=phantom.thickness)
         truth.create_dataset("drift", data=phantom.drift)
+        truth.create_dataset("labels", data=phantom.labels)
+        truth.attrs["n_particles"] = int(phantom.labels.max())
         truth.attrs["references"] = json.dumps([r.name for r in phantom.references])
         f.attrs["note"] = "synthetic stack made by xanes-stream example-stack"
     return path

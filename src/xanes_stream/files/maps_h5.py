@@ -2,8 +2,11 @@
 
 One dataset per map at the top level: ``fractions`` (k, ny, nx) with the attribute
 ``reference_names``, ``thickness``, ... (ny, nx), ``shifts``, ``energies`` and the mean spectrum
-vectors; the file attribute ``metadata`` is JSON. The service registers these files with Tiled
-as they are, so the file a user saves from the CLI and the node they read from Tiled match.
+vectors; the file attribute ``metadata`` is JSON. Products of the analyses beyond the fit are
+under ``products/<name>/``: images and spectra as datasets, tables as groups of 1-D column
+datasets (attribute ``kind="table"``), the product's metadata as the JSON attribute
+``metadata``. The service registers these files with Tiled as they are, so the file a user
+saves from the CLI and the node they read from Tiled match.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from ..errors import StackFileError
 from ..maps import IMAGE_MAPS, Maps, jsonable
+from ..products import Product
 
 _VECTORS = ("shifts", "energies", "mean_spectrum", "mean_fit", "fit_energies")
 
@@ -33,6 +37,8 @@ def write_maps(maps: Maps, path: str | Path, metadata: dict | None = None) -> Pa
                 jsonable({**maps.metadata, **(metadata or {})}, finite=True)
             )
             f.attrs["reference_names"] = list(maps.reference_names)
+            if maps.products:
+                write_products(f.create_group("products"), maps.products)
     except OSError as exc:
         raise StackFileError(f"cannot write maps to {path}: {exc}") from None
     return path
@@ -47,10 +53,75 @@ def read_maps(path: str | Path) -> Maps:
             fractions = f["fractions"][()]
             fields = {name: f[name][()] for name in (*IMAGE_MAPS, *_VECTORS)}
             metadata = json.loads(f.attrs["metadata"])
+            products = read_products(f["products"]) if "products" in f else {}
     except (OSError, KeyError, ValueError) as exc:
         raise StackFileError(f"{path} is not a maps file: {exc}") from None
     fields["mask"] = fields["mask"].astype(bool)
-    return Maps(reference_names=names, fractions=fractions, metadata=metadata, **fields)
+    return Maps(
+        reference_names=names, fractions=fractions, metadata=metadata, products=products, **fields
+    )
+
+
+def product_path(name: str, key: str) -> str:
+    """Where ``key`` of product ``name`` is stored below the product's node: the key without
+    a leading ``<name>/`` (``particles/table`` of ``particles`` is ``table``)."""
+    return key[len(name) + 1 :] if key.startswith(f"{name}/") else key
+
+
+def write_products(group: h5py.Group, products: dict[str, Product]) -> None:
+    """Write ``products`` into ``group``, one subgroup per product."""
+    for name, product in products.items():
+        node = group.create_group(name)
+        node.attrs["metadata"] = json.dumps(jsonable(product.metadata, finite=True))
+        for kind, arrays in (("image", product.images), ("spectrum", product.spectra)):
+            for key, array in arrays.items():
+                _column(node, product_path(name, key), array, key=key, kind=kind)
+        for key, table in product.tables.items():
+            sub = node.create_group(product_path(name, key))
+            sub.attrs.update(key=key, kind="table", columns=json.dumps(list(table)))
+            for column, values in table.items():
+                _column(sub, column, values)
+        if product.energies is not None:
+            _column(node, "energies", product.energies, kind="energies")
+
+
+def read_products(group: h5py.Group) -> dict[str, Product]:
+    """Products written by :func:`write_products`."""
+    products = {}
+    for name, node in group.items():
+        product = Product(metadata=json.loads(node.attrs["metadata"]))
+        nodes: list[h5py.Dataset | h5py.Group] = []
+        node.visititems(lambda _path, obj, found=nodes: found.append(obj))
+        for obj in nodes:
+            kind = obj.attrs.get("kind")
+            if kind == "table":
+                columns = json.loads(obj.attrs["columns"])
+                product.tables[obj.attrs["key"]] = {c: _values(obj[c]) for c in columns}
+            elif kind == "image":
+                product.images[obj.attrs["key"]] = _values(obj)
+            elif kind == "spectrum":
+                product.spectra[obj.attrs["key"]] = _values(obj)
+            elif kind == "energies":
+                product.energies = obj[()]
+        products[name] = product
+    return products
+
+
+def _column(group: h5py.Group, path: str, array: np.ndarray, **attrs: str) -> None:
+    array = np.asarray(array)
+    if array.dtype.kind in "US":
+        dataset = group.create_dataset(path, data=array.astype(object), dtype=h5py.string_dtype())
+    else:
+        dataset = group.create_dataset(path, data=storable(array))
+    dataset.attrs.update(attrs, dtype=array.dtype.kind)
+
+
+def _values(dataset: h5py.Dataset) -> np.ndarray:
+    kind = dataset.attrs.get("dtype")
+    if kind in ("U", "S"):
+        return np.array(dataset.asstr()[()], dtype=str)
+    values = dataset[()]
+    return values.astype(bool) if kind == "b" else values
 
 
 def storable(array: np.ndarray) -> np.ndarray:

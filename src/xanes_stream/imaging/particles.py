@@ -14,10 +14,10 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage as ndi
 
+from .._base import _Section
 from ..errors import AnalysisError
 from ..maps import Maps
 from ..products import NormalizedStack, Product
-from ..settings import _Section
 from ..spectra.masks import otsu_threshold
 from ..spectra.references import Reference
 

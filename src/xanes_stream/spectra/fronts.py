@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
+from .._base import Window, _Section
 from ..errors import AnalysisError
 from ..maps import Maps
 from ..products import NormalizedStack, Product
-from ..settings import Window, _Section
 from .references import Reference
 
 

@@ -8,7 +8,10 @@ Layout (what clients rely on; see the README):
   ``mask``, ``clusters`` (ny, nx); ``shifts`` (n, 2); ``energies`` (n,);
 - metadata: ``status`` (done | failed), ``raw_uid``, ``scan_id``, ``sample``, ``plan_name``,
   ``energies``, ``references``, ``settings``, ``summary``, ``mean_spectrum`` (energies,
-  spectrum, fit), ``software``, ``version``, ``timings``, ``notes``; ``reason`` when failed.
+  spectrum, fit), ``software``, ``version``, ``timings``, ``notes``; ``reason`` when failed;
+- ``products/<name>/`` per enabled analysis (metadata: the product's), e.g.
+  ``products/particles/labels`` (array) and ``products/particles/table`` (a table when
+  uploaded; a container of 1-D column arrays when registered from the HDF5 file).
 
 Two ways to write, the same layout for readers:
 
@@ -29,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files.maps_h5 import storable
+from ..files.maps_h5 import product_path, storable
 from ..files.maps_h5 import write_maps as write_maps_file
 from ..maps import IMAGE_MAPS, Maps, jsonable
+from ..products import Product
 from ..spectra.references import Reference
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,30 @@ def _container(parent, key: str, **kwargs):
         if key in parent:
             return parent[key]
         raise
+
+
+def _upload_products(parent, products: dict[str, Product]) -> None:
+    """Products into container ``parent``: arrays by ``write_array``, tables by
+    ``write_table``, at the paths :func:`~xanes_stream.files.maps_h5.product_path` gives."""
+    import pandas as pd
+
+    for name, product in products.items():
+        node = parent.create_container(name, metadata=jsonable(product.metadata, finite=True))
+        items = [(k, v, "image") for k, v in product.images.items()]
+        items += [(k, v, "spectrum") for k, v in product.spectra.items()]
+        items += [(k, v, "table") for k, v in product.tables.items()]
+        if product.energies is not None:
+            items.append(("energies", product.energies, "energies"))
+        for key, value, kind in items:
+            *folders, leaf = product_path(name, key).split("/")
+            target = node
+            for folder in folders:
+                target = _container(target, folder)
+            metadata = {"key": key, "kind": kind}
+            if kind == "table":
+                target.write_table(pd.DataFrame(value), key=leaf, metadata=metadata)
+            else:
+                target.write_array(storable(value), key=leaf, metadata=metadata)
 
 
 class TiledResultStore:
@@ -141,6 +169,8 @@ class TiledResultStore:
 
         with ThreadPoolExecutor(2) as pool:  # overlap client-side encoding with the server
             list(pool.map(write, arrays))
+        if maps.products:
+            _upload_products(node.create_container("products"), maps.products)
         return node.uri
 
     def _register(self, uid: str, maps: Maps, md: dict) -> str:

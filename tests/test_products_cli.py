@@ -1,0 +1,143 @@
+"""Products (issue 5) end to end: the CLI on the example stack, and the store writing them to a
+real Tiled server in both register and upload modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from xanes_stream.files.maps_h5 import read_maps
+
+SRC = Path(__file__).parents[1] / "src"
+
+
+def _cli(*args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    code = "import sys; from xanes_stream.cli import main; sys.exit(main())"
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def cli_maps(tmp_path_factory):
+    """The example stack (64 x 64) analysed with particles, clustering and NMF."""
+    folder = tmp_path_factory.mktemp("products")
+    stack, out = folder / "stack.h5", folder / "maps.h5"
+    _cli("example-stack", str(stack), "--size", "64")
+    settings = folder / "settings.yml"
+    settings.write_text("products:\n  clustering:\n    k: 3\n")  # parameters from the YAML
+    stdout = _cli(
+        "analyze", str(stack), "-r", "NiO", "-r", "LiNiO2", "-r", "Ni", "-o", str(out),
+        "--settings", str(settings), "--products", "particles,clustering,nmf",
+    )  # fmt: skip
+    with h5py.File(stack) as f:
+        truth = {
+            "labels": f["truth/labels"][()],
+            "fractions": f["truth/fractions"][()],
+            "n_particles": int(f["truth"].attrs["n_particles"]),
+        }
+    return read_maps(out), truth, stdout
+
+
+def test_cli_products_match_the_truth(cli_maps):
+    maps, truth, stdout = cli_maps
+    assert set(maps.products) == {"particles", "clustering", "decomposition"}
+    assert all("error" not in p.metadata for p in maps.products.values())
+    assert f"product particles: n_particles={truth['n_particles']}" in stdout
+
+    particles = maps.products["particles"]
+    table = particles.tables["particles/table"]
+    assert particles.metadata["n_particles"] == table["label"].size == truth["n_particles"]
+    labels = particles.images["particles/labels"]
+    # one found particle per true one (the thin rims fall below the thickness threshold), and
+    # no found particle spans two true ones
+    matched = set()
+    for true_label in range(1, truth["n_particles"] + 1):
+        found = labels[truth["labels"] == true_label]
+        label = int(np.bincount(found, minlength=2)[1:].argmax()) + 1
+        assert np.mean(found == label) > 0.5
+        under = truth["labels"][labels == label]
+        assert np.mean((under != true_label) & (under > 0)) < 0.05  # no other particle merged
+        matched.add(label)
+    assert len(matched) == truth["n_particles"]
+    # the table's per-particle means are the fraction maps' means over each found particle
+    for row, label in enumerate(table["label"]):
+        inside = labels == label
+        for i, name in enumerate(maps.reference_names):
+            expected = np.nanmean(maps.fractions[i][inside])
+            assert table[f"mean_{name}"][row] == pytest.approx(expected, abs=1e-5)
+    assert table["active"].dtype == bool
+
+    clustering = maps.products["clustering"]
+    assert clustering.metadata["k"] == 3  # from the settings YAML, not the elbow
+    clusters = clustering.images["clusters/labels"]
+    assert set(np.unique(clusters[truth["labels"] > 0])) - {0} == {1, 2, 3}  # 0: not fitted
+
+    nmf = maps.products["decomposition"]
+    assert nmf.metadata["method"] == "nmf"
+    components = nmf.images["nmf/maps"]
+    assert components.shape[1:] == labels.shape
+    # at least as many components as the three true phases, chosen from the scree
+    assert components.shape[0] >= truth["fractions"].shape[0]
+    best = nmf.tables["nmf/matches"]
+    assert set(best["reference"]) <= set(maps.reference_names)
+
+
+def test_unknown_product_is_refused(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    code = "import sys; from xanes_stream.cli import main; sys.exit(main())"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "analyze", "x.h5", "-r", "NiO", "-o", "m.h5",
+         "--products", "particle"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and "unknown analysis 'particle'" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiled():
+    from xanes_stream.services import start_tiled
+
+    with start_tiled(timeout=60) as server:
+        yield server
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["register", "upload"])
+def test_products_in_tiled(cli_maps, tiled, mode):
+    from tiled.client import from_uri
+
+    from xanes_stream.store.tiled_store import TiledResultStore
+
+    maps, truth, _ = cli_maps
+    client = from_uri(tiled.uri, api_key=tiled.api_key)
+    results_dir = tiled.results_dir if mode == "register" else None
+    TiledResultStore(client, results_dir=results_dir).write_maps(f"scan-{mode}", maps, {})
+    reader = from_uri(tiled.uri, api_key=tiled.api_key)  # a plain client, as users have
+    products = reader["xanes"][f"scan-{mode}"]["products"]
+    node = products["particles"]["table"]
+    if mode == "upload":
+        table = node.read()
+        columns = {c: table[c].to_numpy() for c in table.columns}
+    else:
+        columns = {c: node[c].read() for c in node}
+    assert columns["label"].size == truth["n_particles"]
+    expected = maps.products["particles"].tables["particles/table"]
+    np.testing.assert_allclose(columns["area_px"], expected["area_px"])
+    np.testing.assert_allclose(columns["mean_Ni"], expected["mean_Ni"])
+    nmf = products["decomposition"]["nmf"]["maps"].read()
+    np.testing.assert_array_equal(nmf, maps.products["decomposition"].images["nmf/maps"])
+    meta = products["particles"].metadata
+    if isinstance(meta.get("metadata"), str):  # register: the HDF5 attribute, as JSON
+        meta = json.loads(meta["metadata"])
+    assert meta["n_particles"] == truth["n_particles"]
