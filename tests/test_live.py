@@ -339,3 +339,47 @@ def test_a_broken_documents_file_is_one_clear_error(live, tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "line 2: not JSON" in result.stderr, result.stderr
+
+
+def test_start_document_settings_choose_the_analyses(live):
+    """md["xanes"]["settings"] turns on analyses beyond the fit for one scan; they land in
+    Tiled beside its maps, and their numbers agree with the phantom."""
+    settings = {
+        "products": {
+            "particles": {"enabled": True},
+            "decomposition": {"enabled": True, "method": "nmf", "n_components": 2},
+        }
+    }
+    runs = run_simulated_experiment(
+        live.tiled.uri,
+        live.tiled.api_key,
+        live.proxy.in_address,
+        n_scans=3,  # the second is mid-reaction: its fractions vary (std ~0.3), not uniform
+        detector="inline",
+        data_dir=live.data_dir,
+        shape=(64, 64),
+        seed=41,
+        energies=ENERGIES,
+        md={"xanes": {"settings": settings}},
+    )
+    records = wait_for(live.service, [r.uid for r in runs])
+    assert [r.status for r in records] == ["done"] * 3, [r.reason for r in records]
+    run = runs[1]
+    products = live.client["xanes"][run.uid]["products"]
+    labels = products["particles"]["labels"].read()
+    from scipy import ndimage
+
+    _, n_true = ndimage.label(run.truth.particles)
+    assert labels.max() == n_true
+    table = products["particles"]["table"].read()
+    assert len(table["label"]) == n_true
+    nmf = products["decomposition"]["nmf"]["maps"].read()
+    assert nmf.shape == (2, 64, 64)
+    inside = run.truth.particles & (run.truth.thickness > 0.3 * run.truth.thickness.max())
+    # NMF maps are amounts: as shares of their sum they follow the true fractions, up to order
+    shares = nmf / np.maximum(nmf.sum(axis=0), 1e-9)
+    r = [
+        max(np.corrcoef(shares[i][inside], run.truth.fractions[j][inside])[0, 1] for i in range(2))
+        for j in range(2)
+    ]
+    assert min(r) > 0.8, r

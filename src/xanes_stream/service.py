@@ -456,12 +456,9 @@ class XanesService:
         references = [self._reference(name) for name in job.references]
         if not references:
             raise XanesStreamError("no references: set md['xanes']['references'] or the profile's")
-        settings = job.profile.settings.model_copy(
-            update={
-                "registration": job.profile.settings.registration.model_copy(
-                    update={"method": "none"}
-                )
-            }
+        chosen = job.settings or job.profile.settings  # the profile's, with md overrides
+        settings = chosen.model_copy(  # frames were registered as they came
+            update={"registration": chosen.registration.model_copy(update={"method": "none"})}
         )
         maps = analyze(
             job.frames,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from event_model import DocumentRouter, RunRouter, unpack_event_page
 
+from ..errors import XanesStreamError
 from ..profiles import Profile
 from ..settings import AnalysisSettings
 from .accumulator import ScanAccumulator
@@ -52,6 +53,7 @@ class ScanJob:
     shifts: np.ndarray | None = None
     failure: str | None = None
     incomplete: str | None = None  # documents were lost on the way: re-read the run from Tiled
+    settings: AnalysisSettings | None = None  # the profile's, with the start document's overrides
     received_at: float = 0.0
     stopped_at: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -111,7 +113,11 @@ class ScanCallback(DocumentRouter):
             references=list(md.get("references") or profile.references),
             received_at=time.time(),
         )
-        settings = _settings_for(profile, md)
+        try:
+            settings = _settings_for(profile, md)
+        except XanesStreamError as exc:  # bad overrides: the run gets a record of why
+            settings, self.job.failure = profile.settings, f"md['xanes']['settings']: {exc}"
+        self.job.settings = settings
         self.accumulator = ScanAccumulator(
             settings,
             mode=mode,

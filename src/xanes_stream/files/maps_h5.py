@@ -3,8 +3,8 @@
 One dataset per map at the top level: ``fractions`` (k, ny, nx) with the attribute
 ``reference_names``, ``thickness``, ... (ny, nx), ``shifts``, ``energies`` and the mean spectrum
 vectors; the file attribute ``metadata`` is JSON. Products of the analyses beyond the fit are
-under ``products/<name>/``: images and spectra as datasets, tables as groups of 1-D column
-datasets (attribute ``kind="table"``), the product's metadata as the JSON attribute
+under ``products/<name>/``: images and spectra as datasets, tables as compound datasets (one
+record per row, attribute ``kind="table"``), the product's metadata as the JSON attribute
 ``metadata``. The service registers these files with Tiled as they are, so the file a user
 saves from the CLI and the node they read from Tiled match.
 """
@@ -77,10 +77,7 @@ def write_products(group: h5py.Group, products: dict[str, Product]) -> None:
             for key, array in arrays.items():
                 _column(node, product_path(name, key), array, key=key, kind=kind)
         for key, table in product.tables.items():
-            sub = node.create_group(product_path(name, key))
-            sub.attrs.update(key=key, kind="table", columns=json.dumps(list(table)))
-            for column, values in table.items():
-                _column(sub, column, values)
+            _table(node, product_path(name, key), table, key=key)
         if product.energies is not None:
             _column(node, "energies", product.energies, kind="energies")
 
@@ -95,8 +92,13 @@ def read_products(group: h5py.Group) -> dict[str, Product]:
         for obj in nodes:
             kind = obj.attrs.get("kind")
             if kind == "table":
-                columns = json.loads(obj.attrs["columns"])
-                product.tables[obj.attrs["key"]] = {c: _values(obj[c]) for c in columns}
+                kinds = json.loads(obj.attrs["column_kinds"])
+                values = obj[()]
+                text = json.loads(obj.attrs["string_columns"])
+                product.tables[obj.attrs["key"]] = {
+                    c: np.array(text[c]) if c in text else _restore(values[c], kinds[c])
+                    for c in kinds
+                }
             elif kind == "image":
                 product.images[obj.attrs["key"]] = _values(obj)
             elif kind == "spectrum":
@@ -114,6 +116,35 @@ def _column(group: h5py.Group, path: str, array: np.ndarray, **attrs: str) -> No
     else:
         dataset = group.create_dataset(path, data=storable(array))
     dataset.attrs.update(attrs, dtype=array.dtype.kind)
+
+
+def _table(group: h5py.Group, path: str, table: dict, **attrs: str) -> None:
+    """One compound dataset (a record per row), which Tiled serves as an array with named
+    fields: ``node.read()["area_px"]``, or ``pandas.DataFrame(node.read())``."""
+    columns = {}
+    for name, values in table.items():  # a 2-D column becomes name_0, name_1, ...
+        values = np.asarray(values)
+        if values.ndim > 1:
+            flat = values.reshape(len(values), -1)
+            columns.update({f"{name}_{i}": flat[:, i] for i in range(flat.shape[1])})
+        else:
+            columns[name] = values
+    # Tiled serves numeric fields only: text columns go to the attribute string_columns
+    text = {n: [str(x) for x in v] for n, v in columns.items() if v.dtype.kind in "USO"}
+    numbers = {n: storable(v) for n, v in columns.items() if n not in text}
+    if numbers:
+        records = np.rec.fromarrays(list(numbers.values()), names=list(numbers))
+    else:
+        records = np.zeros(0)
+    dataset = group.create_dataset(path, data=records)
+    kinds = {name: values.dtype.kind for name, values in columns.items()}
+    dataset.attrs.update(
+        attrs, kind="table", column_kinds=json.dumps(kinds), string_columns=json.dumps(text)
+    )
+
+
+def _restore(values: np.ndarray, kind: str) -> np.ndarray:
+    return values.astype(bool) if kind == "b" else values
 
 
 def _values(dataset: h5py.Dataset) -> np.ndarray:

@@ -11,7 +11,7 @@ Layout (what clients rely on; see the README):
   spectrum, fit), ``software``, ``version``, ``timings``, ``notes``; ``reason`` when failed;
 - ``products/<name>/`` per enabled analysis (metadata: the product's), e.g.
   ``products/particles/labels`` (array) and ``products/particles/table`` (a table when
-  uploaded; a container of 1-D column arrays when registered from the HDF5 file).
+  uploaded; a record array with named fields when registered from the HDF5 file).
 
 Two ways to write, the same layout for readers:
 
