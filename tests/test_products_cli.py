@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from xanes_stream.files.maps_h5 import read_maps
@@ -126,11 +127,8 @@ def test_products_in_tiled(cli_maps, tiled, mode):
     reader = from_uri(tiled.uri, api_key=tiled.api_key)  # a plain client, as users have
     products = reader["xanes"][f"scan-{mode}"]["products"]
     node = products["particles"]["table"]
-    if mode == "upload":
-        table = node.read()
-        columns = {c: table[c].to_numpy() for c in table.columns}
-    else:
-        columns = {c: node[c].read() for c in node}
+    table = pd.DataFrame(node.read())  # a table when uploaded, a record array when registered
+    columns = {c: table[c].to_numpy() for c in table.columns}
     assert columns["label"].size == truth["n_particles"]
     expected = maps.products["particles"].tables["particles/table"]
     np.testing.assert_allclose(columns["area_px"], expected["area_px"])
