@@ -188,6 +188,7 @@ def main() -> int:
         f"service analysis {record.analysis_seconds:.2f} s; maps "
         f"{'uploaded' if args.upload else 'registered as one file'})"
     )
+    print("  where it goes (s): " + ", ".join(f"{k} {v:.2f}" for k, v in record.timings.items()))
     return 0
 
 

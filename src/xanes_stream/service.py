@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .analyses import run_products
@@ -96,6 +97,7 @@ class ScanRecord:
     analysis_seconds: float | None = None
     summary: dict = field(default_factory=dict)
     stopped_at: float | None = None
+    timings: dict = field(default_factory=dict)  # s: stack, from_stop_to_analysis, analysis, write
 
     def as_dict(self) -> dict:
         return jsonable(asdict(self))
@@ -147,6 +149,7 @@ class XanesService:
         except Exception as exc:  # Tiled not there yet: the first scan will say so
             self.last_error = f"Tiled at {self.config.tiled_uri}: {exc}"
             log.error("cannot reach Tiled at %s yet: %s", self.config.tiled_uri, exc)
+        self._warm_up_analysis()  # here too: its imports must not race another thread's
         if self.config.web_port is not None:
             from .web import WebServer
 
@@ -379,6 +382,27 @@ class XanesService:
             self._update(record, status="queued", stopped_at=job.stopped_at or None)
         self._jobs.put(job)
 
+    def _warm_up_analysis(self) -> None:
+        """One tiny analysis at start, so the imports and first-call costs of the analysis
+        (scikit-learn's k-means, ...) are not paid by the first scan."""
+        try:
+            references = [bundled_reference("NiO"), bundled_reference("LiNiO2")]
+            energies = np.linspace(8250.0, 8450.0, 60)
+            mix = np.linspace(0, 1, 16 * 16).reshape(16, 16)
+            spectra = [np.interp(energies, r.energy, r.mu) for r in references]
+            stack = np.multiply.outer(spectra[0], mix) + np.multiply.outer(spectra[1], 1 - mix)
+            settings = self.profile.settings.model_copy(
+                update={
+                    "registration": self.profile.settings.registration.model_copy(
+                        update={"method": "none"}
+                    )
+                }
+            )
+            analyze(stack.astype(np.float32), energies, references, mode="absorbance",
+                    settings=settings)  # fmt: skip
+        except Exception as exc:  # only a warm-up: the first scan will say what is wrong
+            log.debug("analysis warm-up failed: %s", exc)
+
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
@@ -453,6 +477,8 @@ class XanesService:
             self._fail(job, record, f"incomplete even in Tiled: {job.incomplete}")
             return
         started = time.perf_counter()
+        if job.stopped_at:
+            job.timings["from_stop_to_analysis"] = time.time() - job.stopped_at
         references = [self._reference(name) for name in job.references]
         if not references:
             raise XanesStreamError("no references: set md['xanes']['references'] or the profile's")
@@ -477,14 +503,15 @@ class XanesService:
         self._keep_stack(job, maps)
         log.info("%s: analysed in %.2f s (%d x %d x %d)", label, analysed, *job.frames.shape)
         metadata = self._metadata(job)
-        metadata["timings"] = {"analysis": analysed}
+        metadata["timings"] = {**job.timings, "analysis": analysed}
         summary = maps.summary()
         uri = self._deliver(
             job,
             lambda store: store.write_maps(job.uid, maps, metadata),
             lambda: self.spool.put_maps(job.uid, maps, metadata),
         )
-        changes = {"analysis_seconds": analysed, "summary": summary}
+        job.timings.update(analysis=analysed, write=time.perf_counter() - started - analysed)
+        changes = {"analysis_seconds": analysed, "summary": summary, "timings": job.timings}
         if uri is None:
             self._update(record, status="spooled", **changes)
             return

@@ -31,10 +31,12 @@ class ScanAccumulator:
     mode: str = "transmission"
     needs_flat: bool = True
     label: str = ""
+    expected: int | None = None  # frames announced: the stack is allocated once for them
     _dark: list = field(default_factory=list)
     _flat: list = field(default_factory=list)
     _held: list = field(default_factory=list)
-    _frames: list = field(default_factory=list)
+    _stack: np.ndarray | None = None  # corrected frames, in place: no copy at the stop
+    _count: int = 0
     _energies: list = field(default_factory=list)
     _shifts: list = field(default_factory=list)
     _registrar: FrameRegistrar | None = None
@@ -47,7 +49,7 @@ class ScanAccumulator:
 
     @property
     def received(self) -> int:
-        return len(self._frames) + len(self._held)
+        return self._count + len(self._held)
 
     def add_dark(self, frame: np.ndarray) -> None:
         self._dark.append(self._checked(frame))
@@ -93,8 +95,21 @@ class ScanAccumulator:
             raise DocumentError(f"frame of shape {frame.shape} in a scan of {self._shape}")
         return frame
 
-    def _corrected(self, frame: np.ndarray, i0: float | None) -> np.ndarray:
-        image = frame.astype(np.float32)
+    def _slot(self) -> np.ndarray:
+        """The stack's next frame, growing the stack (by half) if more frames come than
+        announced."""
+        if self._stack is None:
+            capacity = self.expected if self.expected and self.expected > 0 else 64
+            self._stack = np.empty((capacity, *self._shape), dtype=np.float32)
+        elif self._count == len(self._stack):
+            grown = np.empty((self._count + self._count // 2 + 1, *self._shape), np.float32)
+            grown[: self._count] = self._stack
+            self._stack = grown
+        self._count += 1
+        return self._stack[self._count - 1]
+
+    def _corrected(self, frame: np.ndarray, i0: float | None, image: np.ndarray) -> np.ndarray:
+        image[...] = frame
         if self._dark_mean is not None:
             image -= self._dark_mean
         if self._flat_net is not None:
@@ -109,7 +124,7 @@ class ScanAccumulator:
         return image
 
     def _process(self, energy: float, frame: np.ndarray, i0: float | None) -> None:
-        image = self._corrected(frame, i0)
+        image = self._corrected(frame, i0, self._slot())
         finite = np.isfinite(image)
         n_finite = np.count_nonzero(finite)
         if n_finite <= 0.5 * image.size:
@@ -124,11 +139,10 @@ class ScanAccumulator:
         else:
             to_register = np.where(finite, image, np.nanmedian(image) if n_finite else 0.0)
         self._energies.append(float(energy))
-        self._frames.append(image)
         self._shifts.append(np.zeros(2))
         for ready in self._registrar.add(to_register):
             if np.any(ready.shift != 0):
-                self._frames[ready.index] = _shift_keep_nan(self._frames[ready.index], ready)
+                self._stack[ready.index] = _shift_keep_nan(self._stack[ready.index], ready)
             self._shifts[ready.index] = ready.shift
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,9 +150,10 @@ class ScanAccumulator:
         held, self._held = self._held, []
         for energy, raw, i0 in held:  # no flat ever came: frames are used as corrected
             self._process(energy, raw, i0)
-        if not self._frames:
+        if not self._count:
             raise DocumentError("the scan has no frames")
-        return np.stack(self._frames), np.array(self._energies), np.array(self._shifts)
+        stack = self._stack[: self._count]
+        return stack, np.array(self._energies), np.array(self._shifts)
 
 
 def _shift_keep_nan(frame: np.ndarray, ready) -> np.ndarray:

@@ -56,6 +56,7 @@ class ScanJob:
     settings: AnalysisSettings | None = None  # the profile's, with the start document's overrides
     received_at: float = 0.0
     stopped_at: float = 0.0
+    timings: dict = field(default_factory=dict)  # s: stack (finishing the frames), ...
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -118,17 +119,18 @@ class ScanCallback(DocumentRouter):
         except XanesStreamError as exc:  # bad overrides: the run gets a record of why
             settings, self.job.failure = profile.settings, f"md['xanes']['settings']: {exc}"
         self.job.settings = settings
+        self.expected = start.get("num_points") or len(md.get("energies") or []) or None
         self.accumulator = ScanAccumulator(
             settings,
             mode=mode,
             needs_flat=profile.dark_flat_source == "streams" and mode == "transmission",
+            expected=self.expected,
             label=f"scan {start.get('scan_id')} ({start['uid'][:8]})",
         )
         self.external = ExternalFrames(roots)
         self.descriptors: dict[str, str] = {}  # descriptor uid -> stream kind
         self.pending: dict[tuple[str, int], dict] = {}  # (descriptor, seq_num) -> event data
         self.frames_waiting: dict[tuple[str, int], np.ndarray] = {}
-        self.expected = start.get("num_points") or len(md.get("energies") or []) or None
         log.info(
             "received %s: sample %r, %s energies, references %s",
             self.accumulator.label,
@@ -205,6 +207,7 @@ class ScanCallback(DocumentRouter):
         elif self.job.failure is None:
             try:
                 self.job.frames, self.job.energies, self.job.shifts = self.accumulator.finish()
+                self.job.timings["stack"] = time.time() - self.job.stopped_at
             except DocumentError as exc:
                 self._fail(str(exc))
             else:
