@@ -63,6 +63,7 @@ class _Bars:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import analyze
     from .files import read_stack, write_maps
+    from .files.stacks import image_ndim
     from .settings import load_settings
 
     settings = _enable_products(load_settings(args.settings), args.products)
@@ -74,6 +75,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from .spectra.library import load_library
 
         library = load_library(args.library)
+    if image_ndim(args.stack) == 4:
+        return _analyze_volume(args, settings, references)
+    args.mode = args.mode or "transmission"
     stack = read_stack(
         args.stack, energies=_parse_energies(args.energies), flat_field=args.flat_field
     )
@@ -116,6 +120,42 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         plot_maps(maps, args.plot, title=Path(args.stack).name)
         print(f"figure written to {args.plot}")
+    return 0
+
+
+def _analyze_volume(args: argparse.Namespace, settings, references) -> int:
+    """3D XANES: ``img_xanes`` (n_energy, nz, ny, nx) analysed slice by slice, read in chunks."""
+    import h5py
+
+    from .files.maps_h5 import write_volume_maps
+    from .volume import analyze_volume
+
+    if settings.products.enabled():
+        raise XanesStreamError("--products are for 2-D stacks; a volume gets the fitted maps")
+    energies = _parse_energies(args.energies)
+    with h5py.File(args.stack, "r") as f:
+        if energies is None:
+            if "X_eng" not in f:
+                raise XanesStreamError(f"{args.stack}: no energies X_eng; give --energies")
+            energies = f["X_eng"][()]
+        volumes = f["img_xanes"]
+        vmaps = analyze_volume(
+            volumes,
+            energies,
+            references,
+            mode=args.mode or "absorbance",  # reconstructions are absorption
+            settings=settings.model_dump(exclude_unset=True),  # volume defaults + YAML's
+            progress=True,
+        )
+    vmaps.metadata["source"] = str(args.stack)
+    write_volume_maps(vmaps, args.out)
+    inside = vmaps.mask
+    print(f"volume {tuple(volumes.shape)}: {int(inside.sum())} voxels in mask")
+    for i, name in enumerate(vmaps.reference_names):
+        print(
+            f"  mean fraction in mask {name}: {float(np.nanmean(vmaps.fractions[i][inside])):.3f}"
+        )
+    print(f"maps written to {args.out}")
     return 0
 
 
@@ -399,7 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("analyze", help="chemical maps of a stack file")
-    p.add_argument("stack", help="HDF5 (FXI/PyXAS layout) or multi-page TIFF")
+    p.add_argument(
+        "stack",
+        help="HDF5 (FXI/PyXAS layout) or multi-page TIFF; an HDF5 img_xanes of "
+        "(n_energy, nz, ny, nx) is analysed as 3D XANES",
+    )
     p.add_argument(
         "--reference",
         "-r",
@@ -413,7 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="save a figure of the maps (PNG)")
     p.add_argument("--energies", help="energies (eV or keV): a text file or a list")
     p.add_argument(
-        "--mode", default="transmission", choices=["transmission", "fluorescence", "absorbance"]
+        "--mode",
+        choices=["transmission", "fluorescence", "absorbance"],
+        help="what the images hold (default: transmission; absorbance for a 4-D volume)",
     )
     p.add_argument(
         "--flat-field",
