@@ -487,25 +487,28 @@ class XanesService:
             lambda: self.spool.put_maps(job.uid, maps, metadata),
         )
         changes = {"analysis_seconds": analysed, "summary": summary}
-        self._summarise_series(job, maps)
         if uri is None:
             self._update(record, status="spooled", **changes)
+            self._summarise_series(job, maps, write=False)  # Tiled is away: with the next scan
             return
         latency = time.time() - job.stopped_at if job.stopped_at else None
+        self._summarise_series(job, maps)  # before "done": readers then find it in Tiled
         self._update(record, latency=latency, status="done", uri=uri, **changes)
         log.info(
             "%s: maps written to %s (%.2f s after its stop document)", label, uri, latency or 0
         )
 
-    def _summarise_series(self, job: ScanJob, maps) -> None:
-        """Add the scan to its series' summary and write the table to Tiled; a failure here
-        is logged, never the scan's."""
+    def _summarise_series(self, job: ScanJob, maps, *, write: bool = True) -> None:
+        """Add the scan to its series' summary and (if ``write``) write the table to Tiled;
+        a failure here is logged, never the scan's."""
         series = (job.start.get("xanes") or {}).get("series")
         if not series:
             return
         try:
             summary = self._series.setdefault(series, SeriesSummary(str(series)))
             summary.add(job.uid, float(job.start.get("time") or time.time()), maps)
+            if not write:
+                return
             product = summary.to_product()
             self.store.write_series(str(series), product.tables["series/summary"], product.metadata)
         except Exception as exc:
