@@ -383,3 +383,30 @@ def test_start_document_settings_choose_the_analyses(live):
         for j in range(2)
     ]
     assert min(r) > 0.8, r
+
+
+def test_series_summary_in_tiled(live):
+    """Each scan of an in-operando series updates one table in Tiled, a row per scan."""
+    runs = run_simulated_experiment(
+        live.tiled.uri,
+        live.tiled.api_key,
+        live.proxy.in_address,
+        n_scans=3,
+        detector="inline",
+        data_dir=live.data_dir,
+        shape=(48, 48),
+        seed=53,
+        energies=ENERGIES,
+    )
+    records = wait_for(live.service, [r.uid for r in runs])
+    assert [r.status for r in records] == ["done"] * 3, [r.reason for r in records]
+    series = live.client[runs[0].uid].metadata["start"]["xanes"]["series"]
+    table = live.tiled.client()["xanes_series"][series].read()
+    assert list(table["uid"]) == [r.uid for r in runs]
+    assert np.all(np.diff(table["time"]) > 0)
+    fitted = np.asarray(table["mean_NiO"])
+    inside = [r.truth.particles & (r.truth.thickness > 0.3 * r.truth.thickness.max()) for r in runs]
+    true = np.array([r.truth.fractions[r.truth.references.index("NiO")][m].mean()
+                     for r, m in zip(runs, inside, strict=True)])  # fmt: skip
+    assert np.all(np.diff(fitted) < 0) and np.all(np.diff(true) < 0)
+    assert np.max(np.abs(fitted - true)) < 0.1

@@ -139,3 +139,28 @@ def test_products_in_tiled(cli_maps, tiled, mode):
     if isinstance(meta.get("metadata"), str):  # register: the HDF5 attribute, as JSON
         meta = json.loads(meta["metadata"])
     assert meta["n_particles"] == truth["n_particles"]
+
+
+def test_cli_ml_train_then_analyze_with_the_model(tmp_path):
+    """``ml train`` on the example stack's energies, then ``analyze --products ml`` with it:
+    the ML fractions agree with the fitted ones."""
+    stack, model, parity = tmp_path / "stack.h5", tmp_path / "model.skops", tmp_path / "p.png"
+    out, settings = tmp_path / "maps.h5", tmp_path / "settings.yml"
+    _cli("example-stack", str(stack), "--size", "64")
+    refs = ["-r", "NiO", "-r", "LiNiO2", "-r", "Ni"]
+    stdout = _cli(
+        "ml", "train", *refs, "--energies", str(stack), "--out", str(model),
+        "--parity", str(parity),
+    )  # fmt: skip
+    assert "held-out" in stdout and "LiNiO2: MAE" in stdout
+    assert model.stat().st_size > 0 and parity.stat().st_size > 10_000
+    settings.write_text(f"products:\n  ml:\n    model_path: {model}\n")
+    _cli("analyze", str(stack), *refs, "-o", str(out), "--settings", str(settings),
+         "--products", "ml")  # fmt: skip
+    maps = read_maps(out)
+    product = maps.products["ml"]
+    assert "error" not in product.metadata, product.metadata.get("error")
+    assert product.metadata["model"] == str(model)
+    predicted = product.images["ml/fractions"]
+    inside = maps.mask.astype(bool)
+    assert np.median(np.abs(predicted[:, inside] - maps.fractions[:, inside])) < 0.05

@@ -63,6 +63,7 @@ class _Bars:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import analyze
     from .files import read_stack, write_maps
+    from .files.stacks import image_ndim
     from .settings import load_settings
 
     settings = _enable_products(load_settings(args.settings), args.products)
@@ -74,6 +75,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from .spectra.library import load_library
 
         library = load_library(args.library)
+    if image_ndim(args.stack) == 4:
+        return _analyze_volume(args, settings, references)
+    args.mode = args.mode or "transmission"
     stack = read_stack(
         args.stack, energies=_parse_energies(args.energies), flat_field=args.flat_field
     )
@@ -116,6 +120,83 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         plot_maps(maps, args.plot, title=Path(args.stack).name)
         print(f"figure written to {args.plot}")
+    return 0
+
+
+def _analyze_volume(args: argparse.Namespace, settings, references) -> int:
+    """3D XANES: ``img_xanes`` (n_energy, nz, ny, nx) analysed slice by slice, read in chunks."""
+    import h5py
+
+    from .files.maps_h5 import write_volume_maps
+    from .volume import analyze_volume
+
+    if settings.products.enabled():
+        raise XanesStreamError("--products are for 2-D stacks; a volume gets the fitted maps")
+    energies = _parse_energies(args.energies)
+    with h5py.File(args.stack, "r") as f:
+        if energies is None:
+            if "X_eng" not in f:
+                raise XanesStreamError(f"{args.stack}: no energies X_eng; give --energies")
+            energies = f["X_eng"][()]
+        volumes = f["img_xanes"]
+        vmaps = analyze_volume(
+            volumes,
+            energies,
+            references,
+            mode=args.mode or "absorbance",  # reconstructions are absorption
+            settings=settings.model_dump(exclude_unset=True),  # volume defaults + YAML's
+            progress=True,
+        )
+    vmaps.metadata["source"] = str(args.stack)
+    write_volume_maps(vmaps, args.out)
+    inside = vmaps.mask
+    print(f"volume {tuple(volumes.shape)}: {int(inside.sum())} voxels in mask")
+    for i, name in enumerate(vmaps.reference_names):
+        print(
+            f"  mean fraction in mask {name}: {float(np.nanmean(vmaps.fractions[i][inside])):.3f}"
+        )
+    print(f"maps written to {args.out}")
+    return 0
+
+
+def _stack_energies(text: str) -> np.ndarray:
+    """Energies in eV from a stack file (its ``X_eng``), a text file, or a list."""
+    path = Path(text)
+    if path.suffix.lower() in (".h5", ".hdf5", ".hdf", ".nxs") and path.is_file():
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if "X_eng" not in f:
+                raise XanesStreamError(f"{path}: no energies X_eng")
+            energies = np.asarray(f["X_eng"][()], dtype=float).ravel()
+    else:
+        energies = _parse_energies(text)
+    return energies * 1000.0 if np.nanmax(energies) < 200.0 else energies
+
+
+def cmd_ml_train(args: argparse.Namespace) -> int:
+    """Train a fractions model on synthetic mixtures of the references; save it (skops)."""
+    from . import ml
+
+    references = [_parse_reference(r) for r in args.reference]
+    if len(references) < 2:
+        raise XanesStreamError("give at least two --reference NAME=FILE (or bundled NAMEs)")
+    energies = _stack_energies(args.energies)
+    names = [r.name for r in references]
+    x, y = ml.training_set(references, energies, args.n_train, args.noise, args.seed)
+    split = int(0.8 * len(x))
+    model = ml.train(
+        x[:split], y[:split], args.model, seed=args.seed, energies=energies, targets=names
+    )
+    metrics = ml.evaluate(model, x[split:], y[split:])
+    print(f"held-out ({metrics['n']} spectra): MAE {metrics['mae']:.4f}, R2 {metrics['r2']:.4f}")
+    for name, m in metrics["per_target"].items():
+        print(f"  {name}: MAE {m['mae']:.4f}, R2 {m['r2']:.4f}")
+    ml.save_model(model, args.out)
+    print(f"model written to {args.out}")
+    if args.parity:
+        ml.parity_plot(y[split:], model.predict(x[split:]), args.parity, names)
+        print(f"parity plot written to {args.parity}")
     return 0
 
 
@@ -399,7 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("analyze", help="chemical maps of a stack file")
-    p.add_argument("stack", help="HDF5 (FXI/PyXAS layout) or multi-page TIFF")
+    p.add_argument(
+        "stack",
+        help="HDF5 (FXI/PyXAS layout) or multi-page TIFF; an HDF5 img_xanes of "
+        "(n_energy, nz, ny, nx) is analysed as 3D XANES",
+    )
     p.add_argument(
         "--reference",
         "-r",
@@ -413,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="save a figure of the maps (PNG)")
     p.add_argument("--energies", help="energies (eV or keV): a text file or a list")
     p.add_argument(
-        "--mode", default="transmission", choices=["transmission", "fluorescence", "absorbance"]
+        "--mode",
+        choices=["transmission", "fluorescence", "absorbance"],
+        help="what the images hold (default: transmission; absorbance for a 4-D volume)",
     )
     p.add_argument(
         "--flat-field",
@@ -492,6 +579,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tiled-uri", default="http://127.0.0.1:8000")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("ml", help="machine-learning models of fractions")
+    ml_sub = p.add_subparsers(dest="ml_command", required=True)
+    p = ml_sub.add_parser("train", help="train on synthetic mixtures of the references")
+    p.add_argument(
+        "--reference", "-r", action="append", default=[], metavar="NAME=FILE",
+        help="reference spectrum (repeat); a bare NAME takes a bundled one",
+    )  # fmt: skip
+    p.add_argument(
+        "--energies", required=True, help="the scan's energies: a stack file, text file or list"
+    )
+    p.add_argument("--out", "-o", required=True, help="model file to write (.skops)")
+    p.add_argument("--model", default="mlp", choices=["mlp", "forest"])
+    p.add_argument("--parity", help="save a parity plot of the held-out spectra (PNG)")
+    p.add_argument("--n-train", type=int, default=3000, help="synthetic spectra (80%% to train)")
+    p.add_argument("--noise", type=float, default=0.03, help="largest noise, normalized units")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_ml_train)
 
     p = sub.add_parser("references", help="the reference library in Tiled (/references)")
     p.add_argument("action", choices=["add", "list"])

@@ -28,6 +28,7 @@ from .errors import XanesStreamError
 from .events import EventLog
 from .maps import jsonable
 from .profiles import Profile, load_profile
+from .series import SeriesSummary
 from .spectra.references import Reference, bundled_reference
 from .store.raw_runs import RawRunNotReady, read_scan, unanalysed_runs
 from .store.spool import Spool, SpoolFlusher, is_outage
@@ -136,6 +137,7 @@ class XanesService:
         self._stopping = threading.Event()
         self.counts = {"backfilled": 0, "recovered": 0}
         self._stacks: OrderedDict[str, dict] = OrderedDict()  # uid -> kept stack, newest last
+        self._series: dict[str, SeriesSummary] = {}  # series id -> its summary so far
         self.web = None  # the live page's WebServer, while it runs
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -514,12 +516,31 @@ class XanesService:
         changes = {"analysis_seconds": analysed, "summary": summary, "timings": job.timings}
         if uri is None:
             self._update(record, status="spooled", **changes)
+            self._summarise_series(job, maps, write=False)  # Tiled is away: with the next scan
             return
         latency = time.time() - job.stopped_at if job.stopped_at else None
+        self._summarise_series(job, maps)  # before "done": readers then find it in Tiled
         self._update(record, latency=latency, status="done", uri=uri, **changes)
         log.info(
             "%s: maps written to %s (%.2f s after its stop document)", label, uri, latency or 0
         )
+
+    def _summarise_series(self, job: ScanJob, maps, *, write: bool = True) -> None:
+        """Add the scan to its series' summary and (if ``write``) write the table to Tiled;
+        a failure here is logged, never the scan's."""
+        series = (job.start.get("xanes") or {}).get("series")
+        if not series:
+            return
+        try:
+            summary = self._series.setdefault(series, SeriesSummary(str(series)))
+            summary.add(job.uid, float(job.start.get("time") or time.time()), maps)
+            if not write:
+                return
+            product = summary.to_product()
+            self.store.write_series(str(series), product.tables["series/summary"], product.metadata)
+        except Exception as exc:
+            self.last_error = f"series {series} summary after {job.uid[:8]}: {exc}"
+            log.warning("%s", self.last_error)
 
     def _deliver(self, job: ScanJob, write, spool) -> str | None:
         """Write a result to Tiled, or spool it (keeping the order) while Tiled is away;

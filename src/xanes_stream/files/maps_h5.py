@@ -44,6 +44,23 @@ def write_maps(maps: Maps, path: str | Path, metadata: dict | None = None) -> Pa
     return path
 
 
+def write_volume_maps(maps, path: str | Path, metadata: dict | None = None) -> Path:
+    """Write :class:`~xanes_stream.volume.VolumeMaps` to ``path``: each of its
+    ``arrays()`` as a dataset by its name (``fractions/<reference>``, ``thickness``, ...)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "w") as f:
+            for name, value in maps.arrays().items():
+                f.create_dataset(name, data=storable(np.asarray(value)))
+            f.attrs["metadata"] = json.dumps(
+                jsonable({**maps.metadata, **(metadata or {})}, finite=True)
+            )
+            f.attrs["reference_names"] = list(maps.reference_names)
+    except OSError as exc:
+        raise StackFileError(f"cannot write volume maps to {path}: {exc}") from None
+    return path
+
+
 def read_maps(path: str | Path) -> Maps:
     """Read maps written by :func:`write_maps`."""
     path = Path(path)

@@ -1,6 +1,7 @@
 """Energy stacks from files: HDF5 in the FXI/PyXAS layout, or a multi-page TIFF plus energies.
 
-FXI/PyXAS HDF5: ``X_eng`` (energies, keV) and ``img_xanes`` (n_energy, ny, nx). When
+FXI/PyXAS HDF5: ``X_eng`` (energies, keV) and ``img_xanes`` (n_energy, ny, nx), or
+(n_energy, nz, ny, nx) for 3D XANES (reconstructed volumes; see :func:`image_ndim`). When
 ``img_bkg`` (flat fields) and ``img_dark`` are in the file too, ``flat_field="auto"`` applies
 them only if ``img_xanes`` holds raw counts (median above 2); flat-corrected transmission lies
 near 0-1 and is used as it is. ``"apply"`` and ``"skip"`` force either choice. Dark and flat
@@ -61,6 +62,19 @@ def read_stack(
             f"{path}: {stack.energies.size} energies for {stack.frames.shape[0]} images"
         )
     return stack
+
+
+def image_ndim(path: str | Path, image_key: str = "img_xanes") -> int | None:
+    """Dimensions of the images of an HDF5 stack file (4 for volumes), without reading them;
+    None for other files or a file without ``image_key``."""
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5", ".hdf", ".nxs") or not path.is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            return f[image_key].ndim if image_key in f else None
+    except OSError:
+        return None
 
 
 def _read_tiff(path: Path, energies: np.ndarray | None) -> Stack:

@@ -13,6 +13,10 @@ Layout (what clients rely on; see the README):
   ``products/particles/labels`` (array) and ``products/particles/table`` (a table when
   uploaded; a record array with named fields when registered from the HDF5 file).
 
+Each in-operando series (start document ``xanes.series``) also has a summary table, one row per
+scan, at ``/<root>_series/<series>`` (:class:`~xanes_stream.series.SeriesSummary`), replaced
+as each scan of it is analysed.
+
 Two ways to write, the same layout for readers:
 
 - with ``results_dir`` (a directory the Tiled server may read, as it reads detector files), the
@@ -205,6 +209,19 @@ class TiledResultStore:
             metadata=dict(node.metadata),
             **fields,
         )
+
+    def write_series(self, name: str, table: dict, metadata: dict | None = None) -> str:
+        """Write (replacing) the summary table of series ``name`` at
+        ``/<root>_series/<name>``; returns its URI."""
+        import pandas as pd
+
+        parent = _container(
+            self.client, f"{self.root_name}_series", metadata={"about": "xanes-stream series"}
+        )
+        if name in parent:
+            parent[name].delete(recursive=True, external_only=False)
+        md = jsonable({**(metadata or {}), "series": name}, finite=True)
+        return parent.write_table(pd.DataFrame(table), key=name, metadata=md).uri
 
     def write_failure(self, uid: str, reason: str, metadata: dict) -> str:
         """Record that run ``uid`` produced no maps, and why."""
