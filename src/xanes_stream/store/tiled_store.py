@@ -99,15 +99,29 @@ class TiledResultStore:
         self.root_name = root
         self.references_root = references_root
         self.results_dir = Path(results_dir).resolve() if results_dir else None
+        self._root = None
 
     @property
     def root(self):
-        return _container(self.client, self.root_name, metadata={"about": "xanes-stream maps"})
+        if self._root is None:  # looked up once: every request counts in the scan's latency
+            self._root = _container(
+                self.client, self.root_name, metadata={"about": "xanes-stream maps"}
+            )
+        return self._root
 
     def _replace(self, uid: str, metadata: dict, specs: list[str], file: Path | None = None):
+        """Create node ``uid`` (a container, or ``file`` registered), replacing an earlier one:
+        first try to create it (one request), and only if it exists delete and create again."""
+        try:
+            return self._create(uid, metadata, specs, file)
+        except Exception as exc:
+            if getattr(getattr(exc, "response", None), "status_code", None) != 409:
+                raise
+        self.root[uid].delete(recursive=True, external_only=False)
+        return self._create(uid, metadata, specs, file)
+
+    def _create(self, uid: str, metadata: dict, specs: list[str], file: Path | None):
         root = self.root
-        if uid in root:
-            root[uid].delete(recursive=True, external_only=False)
         if file is None:
             return root.create_container(uid, metadata=metadata, specs=specs)
         from tiled.structures.core import StructureFamily
