@@ -91,6 +91,7 @@ def test_hostile_documents_are_survived(setup, caplog):
     router("stop", {"uid": "s", "run_start": "never-started", "exit_status": "success"})
     router("start", {"no": "uid"})
     router("descriptor", {"uid": "d", "run_start": "nope"})
+    router("stop", {"uid": None, "run_start": []})  # found by the fuzzer: unhashable uid
     assert router.rejected >= 3
     # a stop without its start is handed on, to be read back from Tiled, not dropped
     (orphan,) = jobs

@@ -329,7 +329,8 @@ class SafeRouter:
             self.rejected += 1
             log.error("unusable document: name %r, type %s", name, type(doc).__name__)
             return
-        if name == "stop" and doc.get("run_start") not in self._starts:
+        run_start = doc.get("run_start")
+        if name == "stop" and not (isinstance(run_start, str) and run_start in self._starts):
             self._orphan_stop(doc)
             return
         try:
