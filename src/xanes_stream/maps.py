@@ -56,19 +56,6 @@ class Maps:
         except ValueError:
             raise KeyError(f"no reference {name!r}; have {self.reference_names}") from None
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every array by its published name (``fractions/<reference>`` for fractions)."""
-        out = {f"fractions/{n}": self.fractions[i] for i, n in enumerate(self.reference_names)}
-        out.update({name: getattr(self, name) for name in IMAGE_MAPS})
-        out.update(
-            shifts=self.shifts,
-            energies=self.energies,
-            mean_spectrum=self.mean_spectrum,
-            mean_fit=self.mean_fit,
-            fit_energies=self.fit_energies,
-        )
-        return out
-
     def summary(self) -> dict:
         """Mean fraction per reference inside the mask, median R-factor, pixels in the mask."""
         inside = self.mask.astype(bool)

@@ -53,8 +53,9 @@ class VolumeMaps:
             raise KeyError(f"no reference {name!r}; have {self.reference_names}") from None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every volume by its published name (``fractions/<reference>`` for fractions)."""
-        out = {f"fractions/{n}": self.fractions[i] for i, n in enumerate(self.reference_names)}
+        """Every volume by its published name, as in the 2-D maps file: ``fractions`` is
+        (k, nz, ny, nx) in ``reference_names`` order."""
+        out = {"fractions": self.fractions}
         out.update({name: getattr(self, name) for name in (*VOLUME_MAPS, "mask")})
         out["energies"] = self.energies
         return out

@@ -46,12 +46,13 @@ def write_maps(maps: Maps, path: str | Path, metadata: dict | None = None) -> Pa
 
 def write_volume_maps(maps, path: str | Path, metadata: dict | None = None) -> Path:
     """Write :class:`~xanes_stream.volume.VolumeMaps` to ``path``: each of its
-    ``arrays()`` as a dataset by its name (``fractions/<reference>``, ``thickness``, ...)."""
+    ``arrays()`` as a dataset by its name (``fractions`` with ``reference_names``, ...)."""
     path = Path(path)
     try:
         with h5py.File(path, "w") as f:
             for name, value in maps.arrays().items():
                 f.create_dataset(name, data=storable(np.asarray(value)))
+            f["fractions"].attrs["reference_names"] = list(maps.reference_names)
             f.attrs["metadata"] = json.dumps(
                 jsonable({**maps.metadata, **(metadata or {})}, finite=True)
             )
