@@ -302,13 +302,13 @@ class XanesService:
             self.last_error = f"sweep for scans lacking maps: {exc}"
             log.warning("%s", self.last_error)
             return []
-        queued = []
+        queued, spooled = [], set(self.spool.uids())  # one look at the spool, not one per uid
         for uid in uids:
             with self._lock:
                 record = self.records.get(uid)
                 if record is not None and record.status not in ("failed", "waiting"):
                     continue
-            if uid in self.spool.uids():
+            if uid in spooled:
                 continue
             log.info("scan %s has no maps in Tiled: analysing it from the archive", uid[:8])
             self.counts["recovered"] += 1

@@ -54,7 +54,11 @@ class Spool:
         return len(self.entries())
 
     def uids(self) -> list[str]:
-        return [p.name.split("-", 1)[1].split(".", 1)[0] for p in self.entries()]
+        return [self._uid(p) for p in self.entries()]
+
+    @staticmethod
+    def _uid(path: Path) -> str:
+        return path.name.split("-", 1)[1].split(".", 1)[0]
 
     def _next(self, uid: str, suffix: str) -> Path:
         with self._lock:
@@ -81,7 +85,7 @@ class Spool:
         ``.rejected``."""
         written = []
         for path in self.entries():
-            uid = path.name.split("-", 1)[1].split(".", 1)[0]
+            uid = self._uid(path)
             try:
                 if path.name.endswith(".failed.json"):
                     entry = json.loads(path.read_text())
