@@ -208,7 +208,7 @@ def test_sporadic_bad_values_are_filled(small):
 
 
 def test_single_energy_is_clear_error(small):
-    with pytest.raises(AnalysisError, match="at least 5"):
+    with pytest.raises(AnalysisError, match="at least two"):
         analyze(small.frames[:1], small.energies[:1], small.references)
 
 

@@ -410,3 +410,32 @@ def test_series_summary_in_tiled(live):
                      for r, m in zip(runs, inside, strict=True)])  # fmt: skip
     assert np.all(np.diff(fitted) < 0) and np.all(np.diff(true) < 0)
     assert np.max(np.abs(fitted - true)) < 0.1
+
+
+def test_three_energy_scan_is_mapped_live(live):
+    """A scan of pre-edge, E1 and E2 only goes through the service like any other: the
+    two-energy maps land in Tiled, within their stated error of what the camera imaged."""
+    runs = run_simulated_experiment(
+        live.tiled.uri,
+        live.tiled.api_key,
+        live.proxy.in_address,
+        n_scans=3,  # the second is mid-reaction: its fractions vary
+        detector="inline",
+        data_dir=live.data_dir,
+        shape=(64, 64),
+        seed=61,
+        energies=[8290.0, 8344.0, 8351.0],
+    )
+    records = wait_for(live.service, [r.uid for r in runs])
+    assert [r.status for r in records] == ["done"] * 3, [r.reason for r in records]
+    run = runs[1]
+    node = live.client["xanes"][run.uid]
+    assert node.metadata["method"] == "two_energy"
+    names = node["fractions"].metadata["reference_names"]
+    assert names == ["NiO", "LiNiO2"]
+    fractions = node["fractions"].read()
+    error = node["products"]["two_energy"]["fraction_error"].read()
+    inside = run.truth.particles & (run.truth.thickness > 0.3 * run.truth.thickness.max())
+    z = (fractions[0] - run.truth.fraction("NiO"))[inside] / error[inside]
+    assert np.mean(np.abs(z) < 2) > 0.9
+    assert np.all(np.isnan(node["edge_energy"].read()))

@@ -164,3 +164,22 @@ def test_cli_ml_train_then_analyze_with_the_model(tmp_path):
     predicted = product.images["ml/fractions"]
     inside = maps.mask.astype(bool)
     assert np.median(np.abs(predicted[:, inside] - maps.fractions[:, inside])) < 0.05
+
+
+def test_cli_maps_a_three_energy_scan(tmp_path):
+    """``example-stack --energies`` writes a scan of pre-edge, E1 and E2 only; ``analyze``
+    maps it by the two-energy method, within its stated error of the truth in the file."""
+    stack, out, figure = tmp_path / "few.h5", tmp_path / "maps.h5", tmp_path / "maps.png"
+    _cli("example-stack", str(stack), "--size", "96", "--references", "NiO", "LiNiO2",
+         "--energies", "8290 8344 8351")  # fmt: skip
+    stdout = _cli("analyze", str(stack), "-r", "NiO", "-r", "LiNiO2", "-o", str(out),
+                  "--plot", str(figure))  # fmt: skip
+    assert "two-energy method" in stdout and figure.stat().st_size > 10_000
+    maps = read_maps(out)
+    assert maps.metadata["method"] == "two_energy"
+    with h5py.File(stack) as f:
+        fractions, thickness = f["truth/fractions"][()], f["truth/thickness"][()]
+    inside = thickness > 0.3 * thickness.max()
+    error = maps.products["two_energy"].images["two_energy/fraction_error"][inside]
+    z = (maps.fractions[:, inside] - fractions[:, inside]) / error
+    assert np.mean(np.abs(z) < 2) > 0.9

@@ -127,3 +127,47 @@ def test_analyze_on_twelve_energies(refs, seed):
     errors = fraction_errors(maps, p, core(p))
     assert np.median(errors) < 0.05
     assert np.percentile(errors, 90) < 0.15
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_three_energy_scan_is_mapped_by_analyze(seed):
+    """A scan of only pre-edge, E1 and E2, drifting between frames: analyze() registers it and
+    maps it by the two-energy method, within its stated error of the truth."""
+    energies = [8290.0, 8344.0, 8351.0]
+    p = make_phantom((128, 128), references=("NiO", "LiNiO2"), energies=energies, seed=seed)
+    maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat)
+    assert maps.metadata["method"] == "two_energy"
+    assert maps.reference_names == ["NiO", "LiNiO2"]
+    np.testing.assert_allclose(maps.shifts, -(p.drift - p.drift[0]), atol=0.15)
+    inside = core(p)
+    error = maps.products["two_energy"].images["two_energy/fraction_error"][inside]
+    z = (maps.fraction("NiO") - p.fractions[0])[inside] / error
+    assert np.mean(np.abs(z) < 2) > 0.9  # the stated error holds (a little conservative)
+    assert np.median(np.abs(z)) < 0.9
+    np.testing.assert_allclose(maps.fractions.sum(axis=0)[inside], 1.0, atol=1e-5)
+    assert np.median(np.abs(maps.thickness[inside] / p.thickness[inside] - 1)) < 0.1
+    assert p.particles[maps.mask].mean() > 0.97  # the mask is particles (Otsu: not their rims)
+    assert maps.mask[inside].mean() > 0.9
+    assert np.isnan(maps.edge_energy).all() and np.isnan(maps.r_factor).all()
+    assert set(np.unique(maps.clusters[maps.mask])) <= {1, 2, 3}
+
+
+def test_two_energy_scan_without_pre_edge_keeps_the_ranking():
+    """E1 and E2 alone (seed 002's own scan): the background cannot be subtracted, so the
+    fractions are biased, and the notes say so; their order across pixels still holds."""
+    from scipy.stats import spearmanr
+
+    p = make_phantom((128, 128), references=("NiO", "LiNiO2"), energies=[8344, 8351], seed=12)
+    maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat)
+    assert any("no pre-edge frame" in note for note in maps.metadata["notes"])
+    assert maps.products["two_energy"].metadata["pre_edge"] == []
+    inside = core(p)
+    assert spearmanr(maps.fraction("NiO")[inside], p.fractions[0][inside])[0] > 0.85
+
+
+def test_too_few_energies_or_references_are_clear_errors():
+    p = make_phantom((64, 64), references=("NiO", "LiNiO2"), energies=[8290, 8344, 8351], seed=3)
+    with pytest.raises(AnalysisError, match="needs two references"):
+        analyze(p.frames, p.energies, p.references[:1], dark=p.dark, flat=p.flat)
+    with pytest.raises(AnalysisError, match="at least two"):
+        analyze(p.frames[:1], p.energies[:1], p.references, dark=p.dark, flat=p.flat[:1])

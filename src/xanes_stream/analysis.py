@@ -18,7 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .errors import AnalysisError
-from .imaging.registration import register_stack
+from .few_energy import few_energy_maps
+from .imaging.registration import bilinear_noise, register_stack
 from .maps import Maps
 from .settings import AnalysisSettings, load_settings
 from .spectra.features import derivative_operator, edge_energy, peak_energy
@@ -26,6 +27,7 @@ from .spectra.fit import solve
 from .spectra.masks import kmeans_clusters, quality_mask
 from .spectra.normalize import EdgeOperator, edge_windows, find_e0, larch_rows
 from .spectra.references import Reference, reference_matrix
+from .spectra.two_energy import estimate_od_noise
 
 Mode = Literal["transmission", "fluorescence", "absorbance"]
 ReferencesLike = Sequence[Reference] | Mapping[str, Reference | tuple[np.ndarray, np.ndarray]]
@@ -230,25 +232,34 @@ def analyze(
     unique, starts, counts = np.unique(energies[order], return_index=True, return_counts=True)
     if np.any(counts > 1):
         notes.append(f"{int((counts > 1).sum())} energies measured more than once; averaged")
-    if unique.size < 5:
-        raise AnalysisError(
-            f"{unique.size} distinct usable energies; edge normalization and fitting need at "
-            "least 5 (use the few-energy method for 2-energy scans)"
-        )
+    out_shifts = np.zeros((n_raw, 2)) if shifts is None else np.asarray(shifts, dtype=float)
+    register = settings.registration.method != "none" and shifts is None
+    if unique.size < 5:  # too few to edge-normalize: the two-energy method
+        t0 = time.perf_counter()
+        od = _corrected(frames, order, (dark, flat, i0), mode)
+        noise = estimate_od_noise(od)
+        if register and order.size > 1:
+            od, out_shifts[order] = _register(od, settings, progress)
+        # bilinear shifts lower each pixel's noise, and hide it from the estimate if made after
+        gain, seen = bilinear_noise(out_shifts[order])
+        noise *= gain if register else gain / seen
+        noise = np.sqrt(np.add.reduceat(noise**2, starts)) / counts
+        od = _average_groups(od, starts, counts)
+        registered = bool(np.any(out_shifts))
+        maps = few_energy_maps(od, unique, refs, settings, od_noise=noise, registered=registered)
+        maps.shifts = out_shifts
+        maps.metadata.update(mode=mode, dropped_energies=[float(energies[i]) for i in dropped])
+        maps.metadata["notes"] = notes + maps.metadata["notes"]
+        maps.metadata["shape"] = [n_raw, ny, nx]
+        maps.metadata["timings"] = {"total": time.perf_counter() - t0}
+        return maps
 
     source, source_mode, corrections = frames, mode, (dark, flat, i0)
-    out_shifts = np.zeros((n_raw, 2)) if shifts is None else np.asarray(shifts, dtype=float)
-    if settings.registration.method != "none" and shifts is None:
+    if register:
         t0 = time.perf_counter()
-        corrected = np.empty((order.size, ny, nx), dtype=np.float32)
-        for position, index in enumerate(order):
-            block = np.array(frames[index : index + 1], dtype=np.float32)
-            _correct(block, np.array([index]), slice(None), dark, flat, i0, mode)
-            corrected[position] = block[0]
-        on_frame = None if progress is None else (lambda i: progress("register", i, order.size))
-        aligned, sorted_shifts = register_stack(corrected, settings.registration, progress=on_frame)
-        del corrected
-        out_shifts[order] = sorted_shifts
+        aligned, out_shifts[order] = _register(
+            _corrected(frames, order, corrections, mode), settings, progress
+        )
         source, source_mode, corrections = aligned, "absorbance", (None, None, None)
         order = np.arange(order.size)
         sample_raw = aligned[:, sample_y, sample_x]
@@ -314,6 +325,7 @@ def analyze(
     metadata = {
         "software": "xanes-stream",
         "version": __version__,
+        "method": "fit",
         "mode": mode,
         "references": [r.name for r in refs],
         "reference_sources": {r.name: r.source for r in refs},
@@ -343,6 +355,24 @@ def analyze(
         fit_energies=plan.operator.fit_energy,
         metadata=metadata,
     )
+
+
+def _corrected(frames, order, corrections, mode) -> np.ndarray:
+    """The frames ``order`` names, corrected (dark, flat, I0, -ln) into one float32 stack."""
+    dark, flat, i0 = corrections
+    out = np.empty((order.size, *frames.shape[1:]), dtype=np.float32)
+    for position, index in enumerate(order):
+        block = np.array(frames[index : index + 1], dtype=np.float32)
+        _correct(block, np.array([index]), slice(None), dark, flat, i0, mode)
+        out[position] = block[0]
+    return out
+
+
+def _register(stack: np.ndarray, settings, progress) -> tuple[np.ndarray, np.ndarray]:
+    """The stack aligned, and its (n, 2) shifts (dy, dx)."""
+    n = stack.shape[0]
+    on_frame = None if progress is None else (lambda i: progress("register", i, n))
+    return register_stack(stack, settings.registration, progress=on_frame)
 
 
 def _sample_corrected(frames, index, ys, xs, dark, flat, i0, mode) -> np.ndarray:

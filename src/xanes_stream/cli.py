@@ -75,6 +75,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from .spectra.library import load_library
 
         library = load_library(args.library)
+    elif settings.products.library:
+        named = [r.name for r in references]
+        library = references + [
+            _parse_reference(n) for n in settings.products.library if n not in named
+        ]
     if image_ndim(args.stack) == 4:
         return _analyze_volume(args, settings, references)
     args.mode = args.mode or "transmission"
@@ -210,7 +215,7 @@ def _enable_products(settings, names: str | None):
     if not names:
         return settings
     products = settings.products
-    known = list(type(products).model_fields)
+    known = products.analyses()
     for name in (n.strip() for n in names.split(",") if n.strip()):
         update: dict = {"enabled": True}
         if name in _METHODS:
@@ -259,7 +264,11 @@ def cmd_example_stack(args: argparse.Namespace) -> int:
     from .files.example import write_example_stack
 
     path = write_example_stack(
-        args.out, shape=(args.size, args.size), seed=args.seed, references=tuple(args.references)
+        args.out,
+        shape=(args.size, args.size),
+        seed=args.seed,
+        references=tuple(args.references),
+        energies=_parse_energies(args.energies),
     )
     print(f"example stack written to {path} (FXI layout: X_eng in keV, img_xanes transmission)")
     return 0
@@ -526,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--references", nargs="+", default=["NiO", "LiNiO2", "Ni"])
+    p.add_argument(
+        "--energies", help="eV, e.g. '8290 8344 8351' for a few-energy scan (default: 81)"
+    )
     p.set_defaults(func=cmd_example_stack)
 
     p = sub.add_parser("serve", help="analyse live energy scans from 0MQ into Tiled")

@@ -64,6 +64,7 @@ class Maps:
             for i, name in enumerate(self.reference_names)
         }
         r = self.r_factor[inside] if inside.any() else self.r_factor.ravel()
+        r = r[np.isfinite(r)]  # none after a few-energy scan, which has no residual
         return {
             "mean_fractions": means,
             "median_r_factor": float(np.nanmedian(r)) if r.size else float("nan"),

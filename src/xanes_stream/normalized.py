@@ -73,7 +73,7 @@ def normalize_stack(
     if unique.size < 5:
         raise AnalysisError(
             f"{unique.size} distinct usable energies; edge normalization needs at least 5 "
-            "(use spectra.two_energy for few-energy scans)"
+            "(analyze() maps a few-energy scan by the two-energy method)"
         )
 
     source, source_mode, corrections = frames, mode, (dark, flat, i0)

@@ -29,12 +29,15 @@ def _image(ax, fig, values, title, cmap="viridis", vmin=None, vmax=None, log=Fal
         values = np.log10(np.where(values > 0, values, np.nan))
         finite = values[np.isfinite(values)]
         title = f"log10 {title}"
-    if finite.size and vmin is None:
-        vmin, vmax = np.percentile(finite, [1, 99])
-    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+    if not finite.size:  # e.g. E0 of a few-energy scan
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        return
+    if vmin is None:
+        vmin, vmax = np.percentile(finite, [1, 99])
+    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     bar.formatter.set_useOffset(False)  # energies read as eV, not offsets from 8.3e3
     bar.update_ticks()
@@ -74,7 +77,9 @@ def plot_maps(maps: Maps, path: str | Path, title: str = "") -> Path:
         axes[i],
         fig,
         maps.clusters.astype(float),
-        "clusters",
+        "phases: 1 A-rich, 2 mixed, 3 B-rich"
+        if maps.metadata.get("method") == "two_energy"
+        else "clusters",
         cmap="tab10",
         vmin=0,
         vmax=max(n_clusters, 1),
@@ -82,9 +87,11 @@ def plot_maps(maps: Maps, path: str | Path, title: str = "") -> Path:
     i += 1
     ax = axes[i]
     ax.plot(maps.fit_energies, maps.mean_spectrum, "k.", ms=3, label="mean in mask")
-    ax.plot(maps.fit_energies, maps.mean_fit, "r-", lw=1, label="fit")
+    if np.isfinite(maps.mean_fit).any():
+        ax.plot(maps.fit_energies, maps.mean_fit, "r-", lw=1, label="fit")
     ax.set_xlabel("energy (eV)", fontsize=8)
-    ax.set_title("mean normalized spectrum", fontsize=9)
+    few = maps.metadata.get("method") == "two_energy"
+    ax.set_title("mean optical density" if few else "mean normalized spectrum", fontsize=9)
     ax.legend(fontsize=7)
     i += 1
     ax = axes[i]

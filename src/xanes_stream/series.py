@@ -59,10 +59,11 @@ class SeriesSummary:
             )
         if self.bin_edges is None:
             e0 = maps.metadata.get("normalization", {}).get("e0")
-            if e0 is None:
+            if e0 is None and np.isfinite(maps.edge_energy).any():
                 e0 = float(np.nanmedian(maps.edge_energy))
-            low, high = e0 + self._span[0], e0 + self._span[1]
-            self.bin_edges = np.arange(low, high + 0.5 * self._step, self._step)
+            if e0 is not None:  # else a few-energy scan: no E0, bins from a later scan
+                low, high = e0 + self._span[0], e0 + self._span[1]
+                self.bin_edges = np.arange(low, high + 0.5 * self._step, self._step)
         inside = maps.mask.astype(bool) if mask is None else np.asarray(mask, dtype=bool)
         if inside.shape != maps.edge_energy.shape:
             raise AnalysisError(f"mask {inside.shape} and maps {maps.edge_energy.shape} differ")
@@ -79,7 +80,7 @@ class SeriesSummary:
             "n_pixels": int(inside.sum()),
             **{f"mean_{n}": float(m) for n, m in zip(names, means, strict=True)},
             "mean_edge_energy": float(e0.mean()) if e0.size else float("nan"),
-            "e0_counts": np.histogram(e0, self.bin_edges)[0],
+            "e0_counts": None if self.bin_edges is None else np.histogram(e0, self.bin_edges)[0],
         }
         self._rows[row["uid"]] = row
         return row
@@ -87,9 +88,10 @@ class SeriesSummary:
     def histogram(self) -> np.ndarray:
         """E0 counts (n_scans, n_bins), rows in time order."""
         rows = self._ordered()
-        if not rows:
-            return np.zeros((0, 0 if self.bin_edges is None else self.bin_edges.size - 1), int)
-        return np.stack([r["e0_counts"] for r in rows])
+        n_bins = 0 if self.bin_edges is None else self.bin_edges.size - 1
+        none = np.zeros(n_bins, dtype=np.int64)  # scans without E0 (few energies)
+        counts = [none if r["e0_counts"] is None else r["e0_counts"] for r in rows]
+        return np.stack(counts) if counts else np.zeros((0, n_bins), dtype=np.int64)
 
     def _ordered(self) -> list[dict]:
         return sorted(self._rows.values(), key=lambda r: r["time"])

@@ -497,8 +497,10 @@ class XanesService:
             shifts=job.shifts,
         )
         if settings.products.enabled():  # beside the maps in Tiled; a failure is in its metadata
+            extra = [n for n in settings.products.library or () if n not in job.references]
+            library = references + [self._reference(name) for name in extra]
             maps.products = run_products(
-                job.frames, job.energies, maps, settings, references, mode="absorbance",
+                job.frames, job.energies, maps, settings, library, mode="absorbance",
                 shifts=job.shifts,
             )  # fmt: skip
         analysed = time.perf_counter() - started
@@ -615,8 +617,8 @@ class XanesService:
 
     # --- the last scans' frames, for pixel spectra on the live page ---------------------------
     def _keep_stack(self, job: ScanJob, maps) -> None:
-        if self.config.kept_stacks <= 0:
-            return
+        if self.config.kept_stacks <= 0 or "normalization" not in maps.metadata:
+            return  # a few-energy scan has no pixel spectrum to normalize and fit
         fit = maps.metadata.get("settings", {}).get("fit", {})
         with self._lock:
             self._stacks[job.uid] = {

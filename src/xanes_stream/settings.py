@@ -88,10 +88,20 @@ class ProductSettings(_Section):
     particles: ParticleSettings = ParticleSettings()
     fronts: FrontSettings = FrontSettings()
     ml: MLSettings = MLSettings()
+    library: list[str] | None = Field(
+        None,
+        description="reference library for combinatorial fitting and matching components: "
+        "entry names (Tiled's library or bundled) beside the scan's references; None: those alone",
+    )
+
+    @classmethod
+    def analyses(cls) -> list[str]:
+        """Names of every analysis section, in the order they run."""
+        return [name for name in cls.model_fields if name != "library"]
 
     def enabled(self) -> list[str]:
         """Names of the enabled analyses, in the order they run."""
-        return [name for name in type(self).model_fields if getattr(self, name).enabled]
+        return [name for name in self.analyses() if getattr(self, name).enabled]
 
 
 class AnalysisSettings(_Section):

@@ -52,14 +52,15 @@ def run_products(
     ``frames``, ``energies`` and ``analyze_inputs`` (dark, flat, i0, mode, shifts) are those
     given to :func:`~xanes_stream.analysis.analyze`; the frames are edge-normalized once
     (moved by ``maps.shifts`` unless ``shifts`` says they are aligned already), and only if an
-    enabled analysis needs normalized spectra. A failing analysis is logged and gives a product
+    enabled analysis needs normalized spectra. Products the maps hold already are kept, not
+    made again. A failing analysis is logged and gives a product
     whose metadata holds ``error``; it never costs the maps or the other products.
     """
     from ..normalized import normalize_stack
     from ..settings import load_settings
 
     settings = load_settings(settings)
-    names = settings.products.enabled()
+    names = [name for name in settings.products.enabled() if name not in maps.products]
     normalized: NormalizedStack | None = None
     normalize_error: str | None = None
     if set(names) - _MAPS_ONLY:
@@ -71,7 +72,7 @@ def run_products(
         except Exception as exc:  # every product needing it fails, the maps stand
             normalize_error = f"normalization failed: {exc}"
             log.warning("products: %s", normalize_error)
-    products: dict[str, Product] = {}
+    products = dict(maps.products)  # e.g. the two-energy maps of a few-energy scan
     for name in names:
         section = getattr(settings.products, name)
         started = time.perf_counter()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from pydantic import Field
 
 from .._base import _Section
@@ -31,6 +32,13 @@ class Settings(_Section):
     e2: float | None = Field(None, description="eV; None: chosen for least noise")
     pre_edge: list[float] | None = Field(None, description="eV; None: below both references")
     threshold: float = Field(30.0, gt=0, lt=50, description="segmentation threshold X (%)")
+    misregistration: float = Field(
+        0.1,
+        ge=0,
+        le=5,
+        description="px, 1 sigma: alignment error of registered frames, in "
+        "the stated fraction error",
+    )
 
 
 def run(
@@ -59,5 +67,10 @@ def run(
         pre_edge=settings.pre_edge,
         threshold=settings.threshold,
         mask=region(normalized, maps),
+        misregistration=settings.misregistration if _registered(maps) else 0.0,
     )
     return product
+
+
+def _registered(maps: Maps | None) -> bool:
+    return maps is not None and bool(np.any(maps.shifts))

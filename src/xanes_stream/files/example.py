@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..sim.phantom import make_phantom
 
@@ -16,13 +17,17 @@ def write_example_stack(
     shape: tuple[int, int] = (256, 256),
     seed: int = 0,
     references: tuple[str, ...] = ("NiO", "LiNiO2", "Ni"),
+    energies: np.ndarray | None = None,
 ) -> Path:
     """Write a phantom Ni K-edge scan in the FXI/PyXAS layout, with its ground truth.
 
     ``img_xanes`` holds flat-corrected transmission, ``X_eng`` the energies in keV; the truth is
     under ``truth/`` (fractions, thickness, drift, particle labels) for checking the maps.
+    ``energies`` (eV) default to 81 across the Ni K-edge; a few give a few-energy scan.
     """
-    phantom = make_phantom(shape, references=references, n_particles=8, seed=seed)
+    phantom = make_phantom(
+        shape, references=references, energies=energies, n_particles=8, seed=seed
+    )
     path = Path(path)
     with h5py.File(path, "w") as f:
         f.create_dataset("X_eng", data=phantom.energies / 1000.0)

@@ -174,6 +174,20 @@ class PhaseCorrelator:
         return guess + (at - size // 2) / up
 
 
+def bilinear_noise(shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How :func:`shift_frame` changes white noise, per (dy, dx) row of ``shifts``.
+
+    Returns ``(gain, seen)``: the factor on each pixel's noise std, and the factor on what
+    horizontal-neighbour differences see (they see less, since interpolation correlates the
+    neighbours); ``gain / seen`` corrects a noise estimate made on shifted frames.
+    """
+    fy, fx = np.moveaxis(np.mod(np.asarray(shifts, dtype=np.float64).reshape(-1, 2), 1.0), 1, 0)
+    spread_y, spread_x = (1 - fy) ** 2 + fy**2, (1 - fx) ** 2 + fx**2
+    # out[x+1] - out[x] = a n[x+1] + (b - a) n[x] - b n[x-1], a = 1 - fx, b = fx
+    differences = spread_x + (1 - 2 * fx) ** 2
+    return np.sqrt(spread_y * spread_x), np.sqrt(spread_y * differences / 2)
+
+
 def shift_frame(
     frame: np.ndarray, shift: Iterable[float], *, fill: float | None = None
 ) -> np.ndarray:

@@ -8,7 +8,9 @@ Layout (what clients rely on; see the README):
   ``mask``, ``clusters`` (ny, nx); ``shifts`` (n, 2); ``energies`` (n,);
 - metadata: ``status`` (done | failed), ``raw_uid``, ``scan_id``, ``sample``, ``plan_name``,
   ``energies``, ``references``, ``settings``, ``summary``, ``mean_spectrum`` (energies,
-  spectrum, fit), ``software``, ``version``, ``timings``, ``notes``; ``reason`` when failed;
+  spectrum, fit), ``method`` (``fit``, or ``two_energy`` for a scan of 2-4 energies, whose
+  fit-quality and edge-energy maps are NaN), ``software``, ``version``, ``timings``,
+  ``notes``; ``reason`` when failed;
 - ``products/<name>/`` per enabled analysis (metadata: the product's), e.g.
   ``products/particles/labels`` (array) and ``products/particles/table`` (a table when
   uploaded; a record array with named fields when registered from the HDF5 file).
@@ -166,6 +168,7 @@ class TiledResultStore:
             "thresholds": maps.metadata.get("thresholds", {}),
             "software": "xanes-stream",
             "version": maps.metadata.get("version"),
+            "method": maps.metadata.get("method", "fit"),
             "timings": {**maps.metadata.get("timings", {}), **metadata.get("timings", {})},
             "notes": list(maps.metadata.get("notes", [])) + list(metadata.get("notes", [])),
         }
