@@ -93,6 +93,46 @@ def test_series_replaces_a_scan_added_again(series):
     assert summary.histogram().shape == (2, 29)
 
 
+def test_series_rebuilt_from_its_table(series):
+    """After a restart the summary is read back from its table: the rows written before and
+    those added after give the table an uninterrupted service would have written."""
+    _, scans = series
+    whole = SeriesSummary("cell-1")
+    before = SeriesSummary("cell-1")
+    for i, (_truth, maps) in enumerate(scans):
+        whole.add(f"uid-{i}", float(i), maps)
+        if i < 2:
+            before.add(f"uid-{i}", float(i), maps)
+    stored = before.to_product()
+    after = SeriesSummary("cell-1")  # the restarted service's
+    taken = after.merge_table(stored.tables["series/summary"], stored.metadata["e0_bin_edges"])
+    assert taken == 2
+    for i, (_truth, maps) in enumerate(scans[2:], start=2):
+        after.add(f"uid-{i}", float(i), maps)
+    assert after.merge_table(stored.tables["series/summary"], stored.metadata["e0_bin_edges"]) == 0
+    expected, rebuilt = whole.to_table(), after.to_table()
+    assert list(rebuilt) == list(expected)
+    for column in expected:
+        np.testing.assert_array_equal(rebuilt[column], expected[column], err_msg=column)
+
+
+def test_series_takes_a_few_energy_scan(series):
+    """A two-energy scan has no E0: its row has fractions and an empty histogram."""
+    _, scans = series
+    maps = scans[1][1]
+    few = type(maps)(**{**maps.__dict__, "edge_energy": np.full_like(maps.edge_energy, np.nan)})
+    few.metadata = {"method": "two_energy"}
+    summary = SeriesSummary()
+    summary.add("few", 1.0, few)
+    assert summary.bin_edges is None and summary.histogram().shape == (1, 0)
+    summary.add("full", 2.0, scans[2][1])
+    counts = summary.histogram()
+    assert counts[0].sum() == 0 and counts[1].sum() == summary.to_table()["n_pixels"][1]
+    assert summary.to_table()["mean_LiNiO2"][0] == pytest.approx(
+        few.summary()["mean_fractions"]["LiNiO2"]
+    )
+
+
 def test_series_refuses_other_references(series):
     _, scans = series
     summary = SeriesSummary()

@@ -298,6 +298,11 @@ def test_service_killed_mid_scan_loses_and_duplicates_nothing(servers, tmp_path)
             time.sleep(0.5)
         for run in runs:
             assert_one_good_set_of_maps(client, run)
+        # the series summary keeps the scan analysed before the kill: the restarted service
+        # reads the table back from Tiled before adding to it
+        series = client[runs[0].uid].metadata["start"]["xanes"]["series"]
+        table = client["xanes_series"][series].read()
+        assert list(table["uid"]) == [run.uid for run in runs]
     finally:
         if service.poll() is None:
             os.killpg(service.pid, signal.SIGTERM)

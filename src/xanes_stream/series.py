@@ -85,6 +85,43 @@ class SeriesSummary:
         self._rows[row["uid"]] = row
         return row
 
+    def merge_table(self, table: dict, bin_edges: Sequence[float] | None = None) -> int:
+        """Take the rows of a table :meth:`to_table` wrote (e.g. read back from Tiled after a
+        restart) whose uids this summary lacks; returns how many it took.
+
+        A table of other references is refused; one with other E0 bins than this summary's
+        gives its rows without their histograms (merge before adding scans to avoid that)."""
+        columns = list(table)
+        names = [c[5:] for c in columns if c.startswith("mean_") and c != "mean_edge_energy"]
+        counts = [c for c in columns if c.startswith("e0_count_")]
+        if self.reference_names is None:
+            self.reference_names = names
+        elif names != self.reference_names:
+            raise AnalysisError(f"series table has {names}, the series {self.reference_names}")
+        edges = None if bin_edges is None or not len(bin_edges) else self._check_bins(bin_edges)
+        if counts and (edges is None or edges.size - 1 != len(counts)):
+            raise AnalysisError("series table: E0 counts without matching bin edges")
+        if edges is not None and self.bin_edges is None:
+            self.bin_edges = edges
+        elif edges is not None and not np.array_equal(edges, self.bin_edges):
+            counts = []  # histograms on other bins cannot be compared: leave them out
+        taken = 0
+        for i, uid in enumerate(np.asarray(table["uid"]).astype(str)):
+            if uid in self._rows:
+                continue
+            self._rows[uid] = {
+                "uid": uid,
+                "time": float(table["time"][i]),
+                "n_pixels": int(table["n_pixels"][i]),
+                **{f"mean_{n}": float(table[f"mean_{n}"][i]) for n in names},
+                "mean_edge_energy": float(table["mean_edge_energy"][i]),
+                "e0_counts": np.array([table[c][i] for c in counts], dtype=np.int64)
+                if counts
+                else None,
+            }
+            taken += 1
+        return taken
+
     def histogram(self) -> np.ndarray:
         """E0 counts (n_scans, n_bins), rows in time order."""
         rows = self._ordered()

@@ -138,6 +138,7 @@ class XanesService:
         self.counts = {"backfilled": 0, "recovered": 0}
         self._stacks: OrderedDict[str, dict] = OrderedDict()  # uid -> kept stack, newest last
         self._series: dict[str, SeriesSummary] = {}  # series id -> its summary so far
+        self._series_restored: set[str] = set()  # series whose Tiled table has been merged
         self.web = None  # the live page's WebServer, while it runs
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -535,6 +536,12 @@ class XanesService:
             return
         try:
             summary = self._series.setdefault(series, SeriesSummary(str(series)))
+            if write and series not in self._series_restored:  # rows from before a restart
+                stored = self.store.read_series(str(series))
+                if stored is not None:
+                    taken = summary.merge_table(stored[0], stored[1].get("e0_bin_edges"))
+                    log.info("series %s: %d earlier scans read back from Tiled", series, taken)
+                self._series_restored.add(series)
             summary.add(job.uid, float(job.start.get("time") or time.time()), maps)
             if not write:
                 return

@@ -240,6 +240,15 @@ class TiledResultStore:
         md = jsonable({**(metadata or {}), "series": name}, finite=True)
         return parent.write_table(pd.DataFrame(table), key=name, metadata=md).uri
 
+    def read_series(self, name: str) -> tuple[dict, dict] | None:
+        """The summary table of series ``name`` as columns, and its metadata; None if none."""
+        parent_name = f"{self.root_name}_series"
+        if parent_name not in self.client or name not in self.client[parent_name]:
+            return None
+        node = self.client[parent_name][name]
+        frame = node.read()
+        return {c: frame[c].to_numpy() for c in frame.columns}, dict(node.metadata)
+
     def write_failure(self, uid: str, reason: str, metadata: dict) -> str:
         """Record that run ``uid`` produced no maps, and why."""
         md = {
