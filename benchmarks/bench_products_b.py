@@ -1,4 +1,4 @@
-"""Seconds per analysis beyond the fit (particles, fronts, series, ML, 3D) on a 100 x 1024^2 stack.
+"""Seconds per analysis beyond the fit (particles, fronts, series, ML, few-energy, 3D), 1024^2.
 
     PYTHONPATH=src python benchmarks/bench_products_b.py [--size 1024] [--n-train 3000]
 
@@ -164,6 +164,19 @@ def main() -> None:
         refs,
     )
     del normalized
+
+    rows3 = [int(np.argmin(np.abs(energies - e))) for e in (8290.0, 8344.0, 8351.0)]
+    few = np.ascontiguousarray(od[rows3])
+    timed(
+        f"few-energy scan: analyze 3 x {args.size}^2 (registered, two-energy)",
+        rows,
+        analyze,
+        few,
+        energies[rows3],
+        refs,
+        mode="absorbance",
+    )
+    del few
 
     half = args.size // 2
     volume = np.stack(
