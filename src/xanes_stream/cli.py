@@ -132,7 +132,7 @@ def _analyze_volume(args: argparse.Namespace, settings, references) -> int:
     """3D XANES: ``img_xanes`` (n_energy, nz, ny, nx) analysed slice by slice, read in chunks."""
     import h5py
 
-    from .files.maps_h5 import write_volume_maps
+    from .files import write_maps
     from .volume import analyze_volume
 
     if settings.products.enabled():
@@ -153,7 +153,7 @@ def _analyze_volume(args: argparse.Namespace, settings, references) -> int:
             progress=True,
         )
     vmaps.metadata["source"] = str(args.stack)
-    write_volume_maps(vmaps, args.out)
+    write_maps(vmaps, args.out)
     inside = vmaps.mask
     print(f"volume {tuple(volumes.shape)}: {int(inside.sum())} voxels in mask")
     for i, name in enumerate(vmaps.reference_names):

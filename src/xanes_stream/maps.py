@@ -26,7 +26,9 @@ class Maps:
     """Chemical maps of one energy stack.
 
     ``fractions`` is (k, ny, nx), one map per reference in ``reference_names`` order; every other
-    image map is (ny, nx); ``shifts`` is (n_energy, 2) = (dy, dx) in pixels; ``energies`` in eV.
+    image map is (ny, nx) (a volume's, from :func:`~xanes_stream.volume.analyze_volume`, have
+    a z axis: (k, nz, ny, nx) and (nz, ny, nx)); ``shifts`` is (n_energy, 2) = (dy, dx) in
+    pixels; ``energies`` in eV.
     ``metadata`` holds the settings, the normalization windows, thresholds, timings and notes;
     ``products`` the results of the enabled analyses beyond the fit, by settings key.
     """
@@ -55,6 +57,24 @@ class Maps:
             return self.fractions[self.reference_names.index(name)]
         except ValueError:
             raise KeyError(f"no reference {name!r}; have {self.reference_names}") from None
+
+    def middle_slice(self) -> Maps:
+        """A volume's maps at its middle z-slice, as 2-D maps (2-D maps are returned as they
+        are); for views that show images."""
+        if self.thickness.ndim == 2:
+            return self
+        z = self.thickness.shape[0] // 2
+        images = {name: getattr(self, name)[z] for name in IMAGE_MAPS}
+        fields = {n: getattr(self, n) for n in ("shifts", "energies", "mean_spectrum")}
+        fields.update(mean_fit=self.mean_fit, fit_energies=self.fit_energies)
+        note = f"z-slice {z} of {self.thickness.shape[0]}"
+        return Maps(
+            reference_names=self.reference_names,
+            fractions=self.fractions[:, z],
+            metadata={**self.metadata, "slice": note},
+            **images,
+            **fields,
+        )
 
     def summary(self) -> dict:
         """Mean fraction per reference inside the mask, median R-factor, pixels in the mask."""

@@ -26,13 +26,14 @@ from .documents.router import SafeRouter, ScanJob
 from .documents.subscriber import SubscriberThread
 from .errors import XanesStreamError
 from .events import EventLog
-from .maps import jsonable
+from .maps import Maps, jsonable
 from .profiles import Profile, load_profile
 from .series import SeriesSummary
 from .spectra.references import Reference, bundled_reference
 from .store.raw_runs import RawRunNotReady, read_scan, unanalysed_runs
 from .store.spool import Spool, SpoolFlusher, is_outage
 from .store.tiled_store import TiledResultStore
+from .volume import analyze_volume
 
 log = logging.getLogger(__name__)
 
@@ -489,15 +490,18 @@ class XanesService:
         settings = chosen.model_copy(  # frames were registered as they came
             update={"registration": chosen.registration.model_copy(update={"method": "none"})}
         )
-        maps = analyze(
-            job.frames,
-            job.energies,
-            references,
-            mode="absorbance",
-            settings=settings,
-            shifts=job.shifts,
-        )
-        if settings.products.enabled():  # beside the maps in Tiled; a failure is in its metadata
+        if job.frames.ndim == 4:  # 3D XANES: a volume per energy
+            maps = self._analyze_volume(job, references, settings)
+        else:
+            maps = analyze(
+                job.frames,
+                job.energies,
+                references,
+                mode="absorbance",
+                settings=settings,
+                shifts=job.shifts,
+            )
+        if settings.products.enabled() and maps.thickness.ndim == 2:
             extra = [n for n in settings.products.library or () if n not in job.references]
             library = references + [self._reference(name) for name in extra]
             maps.products = run_products(
@@ -506,7 +510,8 @@ class XanesService:
             )  # fmt: skip
         analysed = time.perf_counter() - started
         self._keep_stack(job, maps)
-        log.info("%s: analysed in %.2f s (%d x %d x %d)", label, analysed, *job.frames.shape)
+        shape = " x ".join(str(n) for n in job.frames.shape)
+        log.info("%s: analysed in %.2f s (%s)", label, analysed, shape)
         metadata = self._metadata(job)
         metadata["timings"] = {**job.timings, "analysis": analysed}
         summary = maps.summary()
@@ -527,6 +532,22 @@ class XanesService:
         log.info(
             "%s: maps written to %s (%.2f s after its stop document)", label, uri, latency or 0
         )
+
+    @staticmethod
+    def _analyze_volume(job: ScanJob, references, settings) -> Maps:
+        """A 3D scan's maps, slice by slice (its frames are volumes: n_energy, nz, ny, nx)."""
+        mask = settings.mask.model_copy(update={"n_clusters": 0})  # slices' would not match
+        maps = analyze_volume(
+            job.frames,
+            job.energies,
+            references,
+            mode="absorbance",
+            settings=settings.model_copy(update={"mask": mask}),
+            progress=False,
+        )
+        if settings.products.enabled():
+            maps.metadata["notes"].append("analyses beyond the fit run on 2-D scans, not volumes")
+        return maps
 
     def _summarise_series(self, job: ScanJob, maps, *, write: bool = True) -> None:
         """Add the scan to its series' summary and (if ``write``) write the table to Tiled;
@@ -624,8 +645,10 @@ class XanesService:
 
     # --- the last scans' frames, for pixel spectra on the live page ---------------------------
     def _keep_stack(self, job: ScanJob, maps) -> None:
-        if self.config.kept_stacks <= 0 or "normalization" not in maps.metadata:
+        if self.config.kept_stacks <= 0 or maps.metadata.get("method") != "fit":
             return  # a few-energy scan has no pixel spectrum to normalize and fit
+        if maps.thickness.ndim != 2:
+            return  # a volume's voxel spectra are not shown
         fit = maps.metadata.get("settings", {}).get("fit", {})
         with self._lock:
             self._stacks[job.uid] = {

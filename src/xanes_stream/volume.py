@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from . import __version__
 from .analysis import ReferencesLike, _as_references, analyze
 from .errors import AnalysisError
+from .maps import Maps
 from .settings import AnalysisSettings, load_settings
 from .spectra.masks import quality_mask
 from .spectra.normalize import find_e0
@@ -27,38 +27,6 @@ VOLUME_MAPS = ("thickness", "error", "r_factor", "chi2_red", "edge_energy", "pea
 _KEV_LIMIT = 200.0
 _SAMPLE_SLICES = 8
 _SAMPLE_PIXELS = 16_384
-
-
-@dataclass
-class VolumeMaps:
-    """Chemical maps of a volume: ``fractions`` (k, nz, ny, nx), other maps (nz, ny, nx)."""
-
-    reference_names: list[str]
-    fractions: np.ndarray
-    thickness: np.ndarray
-    error: np.ndarray
-    r_factor: np.ndarray
-    chi2_red: np.ndarray
-    edge_energy: np.ndarray
-    peak_energy: np.ndarray
-    mask: np.ndarray
-    energies: np.ndarray
-    metadata: dict = field(default_factory=dict)
-
-    def fraction(self, name: str) -> np.ndarray:
-        """The fraction volume of one reference, by name."""
-        try:
-            return self.fractions[self.reference_names.index(name)]
-        except ValueError:
-            raise KeyError(f"no reference {name!r}; have {self.reference_names}") from None
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every volume by its published name, as in the 2-D maps file: ``fractions`` is
-        (k, nz, ny, nx) in ``reference_names`` order."""
-        out = {"fractions": self.fractions}
-        out.update({name: getattr(self, name) for name in (*VOLUME_MAPS, "mask")})
-        out["energies"] = self.energies
-        return out
 
 
 def _volume_settings(settings: AnalysisSettings | dict | None) -> AnalysisSettings:
@@ -123,7 +91,7 @@ def analyze_volume(
     settings: AnalysisSettings | dict | None = None,
     progress: bool | Callable[[int, int], None] = True,
     chunk_slices: int = 8,
-) -> VolumeMaps:
+) -> Maps:
     """Chemical maps of a 3D XANES scan, slice by slice.
 
     Parameters
@@ -138,6 +106,10 @@ def analyze_volume(
     progress : True: a tqdm bar; a callable: called ``progress(done, nz)`` per slice.
     chunk_slices : z-slices read at once; memory beyond the maps is this many slices of the
         input plus one slice's analysis.
+
+    Returns :class:`~xanes_stream.maps.Maps` with a z axis: ``fractions`` (k, nz, ny, nx), the
+    other maps (nz, ny, nx); ``clusters`` are 0 (clusters of separate slices would not match),
+    ``shifts`` 0, ``mean_spectrum`` and ``mean_fit`` the slices' weighted by their masks.
     """
     started = time.perf_counter()
     if getattr(volumes, "ndim", None) != 4:
@@ -164,6 +136,7 @@ def analyze_volume(
     fractions = np.full((k, nz, ny, nx), np.nan, dtype=np.float32)
     notes: set[str] = set()
     fitted_energies = None
+    spectra = np.full((nz, 2, 0), np.nan)  # each slice's mean spectrum and its fit
     on_slice, close = _progress_callback(progress, nz)
     try:
         for z0 in range(0, nz, chunk_slices):
@@ -176,6 +149,10 @@ def analyze_volume(
                     out[name][z0 + j] = getattr(maps, name)
                 notes.update(maps.metadata["notes"])
                 fitted_energies = maps.energies
+                if spectra.shape[2] != maps.fit_energies.size:
+                    spectra = np.full((nz, 2, maps.fit_energies.size), np.nan)
+                spectra[z0 + j] = maps.mean_spectrum, maps.mean_fit
+                fit_energies = maps.fit_energies
                 on_slice(z0 + j + 1, nz)
             del chunk
     finally:
@@ -193,18 +170,32 @@ def analyze_volume(
         "mode": mode,
         "references": [r.name for r in refs],
         "settings": settings.model_dump(mode="json"),
-        "e0": settings.normalization.e0,
+        "method": "fit",
+        "normalization": {"e0": settings.normalization.e0},
         "thresholds": {"thickness": t_thr, "r_factor": r_thr},
         "notes": sorted(notes),
         "chunk_slices": chunk_slices,
         "shape": [n, nz, ny, nx],
         "timings": {"total": time.perf_counter() - started},
     }
-    return VolumeMaps(
+    # the volume's mean spectrum: the slices', weighted by their pixels in the volume's mask
+    weights = mask.reshape(nz, -1).sum(axis=1).astype(np.float64)
+    usable = np.isfinite(spectra).all(axis=(1, 2)) & (weights > 0)
+    if usable.any():
+        total = weights[usable].sum()
+        mean_spectrum, mean_fit = np.einsum("z,zij->ij", weights[usable], spectra[usable]) / total
+    else:
+        mean_spectrum = mean_fit = np.full(spectra.shape[2], np.nan)
+    return Maps(
         reference_names=[r.name for r in refs],
         fractions=fractions,
         mask=mask,
+        clusters=np.zeros((nz, ny, nx), dtype=np.int8),  # slices' clusters would not match
+        shifts=np.zeros((n, 2)),
         energies=fitted_energies,
+        mean_spectrum=mean_spectrum,
+        mean_fit=mean_fit,
+        fit_energies=fit_energies,
         metadata=metadata,
         **out,
     )

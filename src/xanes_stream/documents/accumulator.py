@@ -24,7 +24,8 @@ class ScanAccumulator:
 
     Primary frames that arrive before the flat are held raw and processed when it comes (or at
     :meth:`finish`). ``mode`` is transmission (``-ln`` after flat-field), fluorescence
-    (divided by I0) or absorbance (as is).
+    (divided by I0) or absorbance (as is). A frame may be a volume (nz, ny, nx) of 3D XANES:
+    volumes are stacked as they come, not registered (align them when reconstructing).
     """
 
     settings: AnalysisSettings
@@ -85,9 +86,9 @@ class ScanAccumulator:
         frame = np.asarray(frame)
         if frame.ndim == 3 and frame.shape[0] == 1:
             frame = frame[0]
-        if frame.ndim != 2 or frame.dtype.kind not in "uif":
+        if frame.ndim not in (2, 3) or frame.dtype.kind not in "uif":
             raise DocumentError(
-                f"a frame must be a 2-D numeric image, got {frame.dtype} {frame.shape}"
+                f"a frame must be a numeric image or volume, got {frame.dtype} {frame.shape}"
             )
         if self._shape is None:
             self._shape = frame.shape
@@ -134,12 +135,14 @@ class ScanAccumulator:
                 energy,
             )
         # registration sees bad pixels as the frame's median, the stack keeps them as NaN
-        if n_finite == image.size:
+        if n_finite == image.size or image.ndim == 3:
             to_register = image
         else:
             to_register = np.where(finite, image, np.nanmedian(image) if n_finite else 0.0)
         self._energies.append(float(energy))
         self._shifts.append(np.zeros(2))
+        if image.ndim == 3:  # a volume
+            return
         for ready in self._registrar.add(to_register):
             if np.any(ready.shift != 0):
                 self._stack[ready.index] = _shift_keep_nan(self._stack[ready.index], ready)

@@ -1,7 +1,8 @@
 """Maps to and from HDF5, in the layout Tiled serves them.
 
 One dataset per map at the top level: ``fractions`` (k, ny, nx) with the attribute
-``reference_names``, ``thickness``, ... (ny, nx), ``shifts``, ``energies`` and the mean spectrum
+``reference_names``, ``thickness``, ... (ny, nx) (a volume's have a z axis after k),
+``shifts``, ``energies`` and the mean spectrum
 vectors; the file attribute ``metadata`` is JSON. Products of the analyses beyond the fit are
 under ``products/<name>/``: images and spectra as datasets, tables as compound datasets (one
 record per row, attribute ``kind="table"``), the product's metadata as the JSON attribute
@@ -41,24 +42,6 @@ def write_maps(maps: Maps, path: str | Path, metadata: dict | None = None) -> Pa
                 write_products(f.create_group("products"), maps.products)
     except OSError as exc:
         raise StackFileError(f"cannot write maps to {path}: {exc}") from None
-    return path
-
-
-def write_volume_maps(maps, path: str | Path, metadata: dict | None = None) -> Path:
-    """Write :class:`~xanes_stream.volume.VolumeMaps` to ``path``: each of its
-    ``arrays()`` as a dataset by its name (``fractions`` with ``reference_names``, ...)."""
-    path = Path(path)
-    try:
-        with h5py.File(path, "w") as f:
-            for name, value in maps.arrays().items():
-                f.create_dataset(name, data=storable(np.asarray(value)))
-            f["fractions"].attrs["reference_names"] = list(maps.reference_names)
-            f.attrs["metadata"] = json.dumps(
-                jsonable({**maps.metadata, **(metadata or {})}, finite=True)
-            )
-            f.attrs["reference_names"] = list(maps.reference_names)
-    except OSError as exc:
-        raise StackFileError(f"cannot write volume maps to {path}: {exc}") from None
     return path
 
 

@@ -72,6 +72,13 @@ class SimSettings(BaseModel):
     detector: Literal["hdf5", "inline"] = "hdf5"
     camera_name: str = Field("camera", pattern=r"^[A-Za-z][A-Za-z0-9]*$")
     shape: tuple[int, int] = Field((128, 128), description="(ny, nx) pixels per frame")
+    depth: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="slices per frame: > 1 images a volume (nz, ny, nx) per "
+        "energy, each slice with its own particles (3D XANES)",
+    )
     references: tuple[str, ...] = Field(("NiO", "LiNiO2"), min_length=1)
     sample: str = "simulated NiO/LiNiO2 particles"
     n_particles: int = Field(6, ge=0, le=100)
@@ -83,6 +90,11 @@ class SimSettings(BaseModel):
     noise: bool = True
     dtype: Literal["float32", "uint16"] = "float32"
     seed: int = Field(0, ge=0)
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """(ny, nx), or (depth, ny, nx) for volumes."""
+        return self.shape if self.depth == 1 else (self.depth, *self.shape)
 
     @field_validator("shape")
     @classmethod
@@ -96,9 +108,10 @@ class SimSettings(BaseModel):
 class ScanTruth:
     """What the camera really imaged in one staging (one run): compare analysis results to it.
 
-    ``fractions`` (k, ny, nx) are those at ``progress``; ``energies`` and ``drift`` (n, 2) list
-    the sample frames in order; the drift is how far the sample moved (dy, dx) in pixels, so the
-    registering shift of frame i is ``-(drift[i] - drift[ref])``.
+    ``fractions`` (k, ny, nx), or (k, nz, ny, nx) for volumes, are those at ``progress``;
+    ``energies`` and ``drift`` (n, 2) list the sample frames in order; the drift is how far
+    the sample moved (dy, dx) in pixels, so the registering shift of frame i is
+    ``-(drift[i] - drift[ref])``.
     """
 
     index: int
@@ -137,28 +150,40 @@ class TXMSimulator:
         self.reference_names = tuple(r.name for r in refs)
         self._unit = [unit_step(r) for r in refs]
         ny, nx = settings.shape
-        geometry = make_phantom(
-            settings.shape,
-            energies=np.array([E_REF, 8350.0, 8400.0]),
-            references=refs,
-            n_particles=settings.n_particles,
-            max_thickness=settings.max_thickness,
-            matrix_od=settings.matrix_od,
-            drift=0.0,
-            noise=False,
-            seed=settings.seed,
+        slices = [
+            make_phantom(
+                settings.shape,
+                energies=np.array([E_REF, 8350.0, 8400.0]),
+                references=refs,
+                n_particles=settings.n_particles,
+                max_thickness=settings.max_thickness,
+                matrix_od=settings.matrix_od,
+                drift=0.0,
+                noise=False,
+                seed=settings.seed + 1000 * z,
+            )
+            for z in range(settings.depth)
+        ]
+        volume = settings.depth > 1
+        pick = (lambda arrays, axis=0: np.stack(arrays, axis)) if volume else (lambda a, _=0: a[0])
+        self.thickness = pick([g.thickness for g in slices]).astype(np.float64)
+        self.particles = pick([g.particles for g in slices])
+        offsets = np.cumsum([0] + [int(g.labels.max()) for g in slices[:-1]])
+        self.labels = pick(
+            [np.where(g.labels > 0, g.labels + o, 0) for g, o in zip(slices, offsets, strict=True)]
         )
-        self.thickness = geometry.thickness.astype(np.float64)
-        self.particles = geometry.particles
-        self.labels = geometry.labels
-        self._mix = geometry.fractions.astype(np.float64)  # softmax field: spatial variety
+        # softmax field: spatial variety
+        self._mix = pick([g.fractions for g in slices], 1).astype(np.float64)
         yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
         self.matrix = settings.matrix_od * (0.7 + 0.3 * (xx / nx))
         self.beam = settings.counts * (
             0.85 + 0.15 * np.exp(-((yy - ny / 2) ** 2 + (xx - nx / 2) ** 2) / (nx**2))
         )
         # Shrinking core: depth 0 at a particle's surface, 1 at its centre; per-particle rates.
-        edt = ndi.distance_transform_edt(self.particles)
+        planes = self.particles.reshape(-1, ny, nx)
+        edt = np.stack([ndi.distance_transform_edt(p) for p in planes]).reshape(
+            self.particles.shape
+        )
         n_labels = int(self.labels.max())
         peak = np.asarray(ndi.maximum(edt, self.labels, np.arange(1, n_labels + 1)), dtype=float)
         lookup = np.concatenate([[1.0], np.maximum(peak, 1.0)])
@@ -203,6 +228,7 @@ class TXMSimulator:
         resonant = np.tensordot(self.unit_spectra(energy), self.fractions(progress), axes=1)
         od = scale * self.matrix + self.thickness * (0.5 * scale + resonant)
         if shift[0] or shift[1]:
+            shift = (0.0,) * (od.ndim - 2) + tuple(shift)  # volumes drift as a whole
             od = ndi.shift(od, shift, order=3, mode="nearest")
         return od
 
@@ -236,9 +262,9 @@ class TXMSimulator:
             self.begin_scan(progress)
         scan = self._scan
         if kind == "dark":
-            mean = np.zeros(s.shape)
+            mean = np.zeros(s.frame_shape)
         elif kind == "flat":
-            mean = self.beam
+            mean = np.broadcast_to(self.beam, s.frame_shape)
         else:
             if scan.drift_steps:
                 step = self._drift_rng.normal(0.0, s.drift_px, 2)
@@ -251,7 +277,7 @@ class TXMSimulator:
             scan.frame_progress.append(float(progress))
             mean = self.beam * np.exp(-self.optical_density(energy, progress, drift))
         if s.noise:
-            counts = self._rng.poisson(mean) + self._rng.poisson(s.dark_level, size=s.shape)
+            counts = self._rng.poisson(mean) + self._rng.poisson(s.dark_level, s.frame_shape)
         else:
             counts = mean + s.dark_level
         if s.dtype == "uint16":
@@ -357,7 +383,7 @@ class InlineCamera(_CameraLogic, Device):
     def __init__(self, *, name: str, sim: TXMSimulator, energy, shutter, sample_stage, cell):
         super().__init__(name=name)
         self._wire(sim, energy, shutter, sample_stage, cell)
-        self.image.put(np.zeros(sim.settings.shape, dtype=sim.settings.dtype))
+        self.image.put(np.zeros(sim.settings.frame_shape, dtype=sim.settings.dtype))
 
     def stage(self) -> list:
         staged = super().stage()
@@ -383,7 +409,7 @@ class HDF5Camera(_CameraLogic, Device):
         super().__init__(name=name)
         self._wire(sim, energy, shutter, sample_stage, cell)
         self.directory = Path(directory).resolve()
-        self._shape = tuple(sim.settings.shape)
+        self._shape = tuple(sim.settings.frame_shape)
         self._dtype = np.dtype(sim.settings.dtype)
         self._file: h5py.File | None = None
         self._dataset: h5py.Dataset | None = None

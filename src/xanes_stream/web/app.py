@@ -78,7 +78,7 @@ class Results:
         with self._lock:
             if key not in self._maps:
                 try:
-                    maps = self.service.store.read_maps(uid)
+                    maps = self.service.store.read_maps(uid).middle_slice()  # of a volume
                 except KeyError:
                     raise NoScan(f"no maps of scan {uid!r}") from None
                 self._maps.put(key, maps)
