@@ -234,6 +234,10 @@ def analyze(
         notes.append(f"{int((counts > 1).sum())} energies measured more than once; averaged")
     out_shifts = np.zeros((n_raw, 2)) if shifts is None else np.asarray(shifts, dtype=float)
     register = settings.registration.method != "none" and shifts is None
+    if unique.size < 2:
+        raise AnalysisError(
+            f"{unique.size} usable energies: chemical maps need at least two (E1 and E2)"
+        )
     if unique.size < 5:  # too few to edge-normalize: the two-energy method
         t0 = time.perf_counter()
         od = _corrected(frames, order, (dark, flat, i0), mode)

@@ -207,10 +207,11 @@ def shift_frame(
     # out[y] = (1 - fy) * in[y - iy] + fy * in[y - iy - 1]
     top = padded[pad_y - iy : pad_y - iy + ny]
     above = padded[pad_y - iy - 1 : pad_y - iy - 1 + ny]
-    rows = top + fy * (above - top) if fy else top
-    left = rows[:, pad_x - ix : pad_x - ix + nx]
-    before = rows[:, pad_x - ix - 1 : pad_x - ix - 1 + nx]
-    out = left + fx * (before - left) if fx else np.array(left)
+    with np.errstate(invalid="ignore"):  # inf pixels (bad frames) interpolate to NaN
+        rows = top + fy * (above - top) if fy else top
+        left = rows[:, pad_x - ix : pad_x - ix + nx]
+        before = rows[:, pad_x - ix - 1 : pad_x - ix - 1 + nx]
+        out = left + fx * (before - left) if fx else np.array(left)
     if fill is not None:
         lo_y, hi_y = int(np.ceil(dy)), int(np.floor(dy))
         lo_x, hi_x = int(np.ceil(dx)), int(np.floor(dx))
