@@ -52,6 +52,18 @@ def live(tmp_path_factory):
         )
 
 
+def simulate(live, **options):
+    """``run_simulated_experiment`` on the live pipeline: through Tiled and the 0MQ proxy,
+    detector files in the pipeline's data folder."""
+    return run_simulated_experiment(
+        live.tiled.uri,
+        live.tiled.api_key,
+        live.proxy.in_address,
+        data_dir=live.data_dir,
+        **options,
+    )
+
+
 def wait_for(service, uids, timeout=WAIT):
     records = service.wait_for(uids, timeout)
     assert all(r is not None and r.status != "analysing" for r in records), (
@@ -98,13 +110,10 @@ def assert_maps_match_truth(client, uid, truth):
 
 @pytest.mark.parametrize("detector", ["hdf5", "inline"])
 def test_scans_arrive_as_maps_in_tiled(live, detector):
-    runs = run_simulated_experiment(
-        live.tiled.uri,
-        live.tiled.api_key,
-        live.proxy.in_address,
+    runs = simulate(
+        live,
         n_scans=2,
         detector=detector,
-        data_dir=live.data_dir,
         shape=(64, 64),
         seed=3,
         energies=ENERGIES,
@@ -223,13 +232,10 @@ def test_unusable_documents_do_not_stop_the_service(live):
     socket.close(linger=1000)
     time.sleep(0.5)
     assert live.service.status()["listening"]
-    runs = run_simulated_experiment(
-        live.tiled.uri,
-        live.tiled.api_key,
-        live.proxy.in_address,
+    runs = simulate(
+        live,
         n_scans=1,
         detector="inline",
-        data_dir=live.data_dir,
         shape=(48, 48),
         seed=7,
         energies=ENERGIES,
@@ -350,13 +356,10 @@ def test_start_document_settings_choose_the_analyses(live):
             "decomposition": {"enabled": True, "method": "nmf", "n_components": 2},
         }
     }
-    runs = run_simulated_experiment(
-        live.tiled.uri,
-        live.tiled.api_key,
-        live.proxy.in_address,
+    runs = simulate(
+        live,
         n_scans=3,  # the second is mid-reaction: its fractions vary (std ~0.3), not uniform
         detector="inline",
-        data_dir=live.data_dir,
         shape=(64, 64),
         seed=41,
         energies=ENERGIES,
@@ -387,13 +390,10 @@ def test_start_document_settings_choose_the_analyses(live):
 
 def test_series_summary_in_tiled(live):
     """Each scan of an in-operando series updates one table in Tiled, a row per scan."""
-    runs = run_simulated_experiment(
-        live.tiled.uri,
-        live.tiled.api_key,
-        live.proxy.in_address,
+    runs = simulate(
+        live,
         n_scans=3,
         detector="inline",
-        data_dir=live.data_dir,
         shape=(48, 48),
         seed=53,
         energies=ENERGIES,
@@ -415,13 +415,10 @@ def test_series_summary_in_tiled(live):
 def test_three_energy_scan_is_mapped_live(live):
     """A scan of pre-edge, E1 and E2 only goes through the service like any other: the
     two-energy maps land in Tiled, within their stated error of what the camera imaged."""
-    runs = run_simulated_experiment(
-        live.tiled.uri,
-        live.tiled.api_key,
-        live.proxy.in_address,
+    runs = simulate(
+        live,
         n_scans=3,  # the second is mid-reaction: its fractions vary
         detector="inline",
-        data_dir=live.data_dir,
         shape=(64, 64),
         seed=61,
         energies=[8290.0, 8344.0, 8351.0],
@@ -469,13 +466,10 @@ def test_every_analysis_from_a_live_scan(live):
             "ml": {"enabled": True, "model": "forest", "n_train": 1000},
         }
     }
-    runs = run_simulated_experiment(
-        live.tiled.uri,
-        live.tiled.api_key,
-        live.proxy.in_address,
+    runs = simulate(
+        live,
         n_scans=3,
         detector="inline",
-        data_dir=live.data_dir,
         shape=(64, 64),
         seed=71,
         energies=ENERGIES,
@@ -526,13 +520,10 @@ def test_every_analysis_from_a_live_scan(live):
 def test_3d_scan_is_mapped_live(live):
     """3D XANES live: a volume (nz, ny, nx) per energy, as reconstructions give (aligned: no
     drift), goes through the service; the maps in Tiled have a z axis and match the truth."""
-    runs = run_simulated_experiment(
-        live.tiled.uri,
-        live.tiled.api_key,
-        live.proxy.in_address,
+    runs = simulate(
+        live,
         n_scans=3,
         detector="hdf5",
-        data_dir=live.data_dir,
         shape=(48, 48),
         seed=81,
         energies=ENERGIES,

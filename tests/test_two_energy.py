@@ -167,7 +167,7 @@ def test_two_energy_scan_without_pre_edge_keeps_the_ranking():
 
 def test_too_few_energies_or_references_are_clear_errors():
     p = make_phantom((64, 64), references=("NiO", "LiNiO2"), energies=[8290, 8344, 8351], seed=3)
-    with pytest.raises(AnalysisError, match="needs two references"):
+    with pytest.raises(AnalysisError, match="need two references"):
         analyze(p.frames, p.energies, p.references[:1], dark=p.dark, flat=p.flat)
     with pytest.raises(AnalysisError, match="at least two"):
         analyze(p.frames[:1], p.energies[:1], p.references, dark=p.dark, flat=p.flat[:1])

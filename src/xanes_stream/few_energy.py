@@ -12,12 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__
-from .analyses._common import by_name
+from .analyses.two_energy import maps_of_od
 from .errors import AnalysisError
 from .maps import Maps
 from .settings import AnalysisSettings
 from .spectra.references import Reference
-from .spectra.two_energy import two_energy_maps
 
 #: Maps a few energies cannot give (no residual, no edge position): NaN.
 _UNDEFINED = ("error", "r_factor", "chi2_red", "edge_energy", "peak_energy")
@@ -48,29 +47,16 @@ def few_energy_maps(
         raise AnalysisError(
             f"{energies.size} usable energy: chemical maps need at least two (E1 and E2)"
         )
-    chosen = settings.products.two_energy
-    names = [chosen.reference_a, chosen.reference_b]
-    for i, name in enumerate(names):
-        if name is None:
-            if len(references) < 2:
-                raise AnalysisError(
-                    f"a scan of {energies.size} energies is analysed by the two-energy method, "
-                    "which needs two references"
-                )
-            names[i] = references[i].name
-    reference_a, reference_b = (by_name(references, name) for name in names)
-    product = two_energy_maps(
+    product = maps_of_od(
         od,
         energies,
-        reference_a,
-        reference_b,
-        e1=chosen.e1,
-        e2=chosen.e2,
-        pre_edge=chosen.pre_edge,
-        threshold=chosen.threshold,
+        settings.products.two_energy,
+        [r.name for r in references],
+        references,
+        registered=registered,
         od_noise=od_noise,
-        misregistration=chosen.misregistration if registered else 0.0,
     )
+    reference_a, reference_b = product.metadata["references"]
     images = product.images
     fraction = images["two_energy/fraction_a"]
     mask = images["two_energy/phases"] > 0
@@ -90,7 +76,7 @@ def few_energy_maps(
             "below the edge"
         )
     return Maps(
-        reference_names=[reference_a.name, reference_b.name],
+        reference_names=[reference_a, reference_b],
         fractions=np.stack([fraction, 1.0 - fraction]).astype(np.float32),
         thickness=images["two_energy/thickness"],
         **{name: nan for name in _UNDEFINED},
@@ -105,8 +91,10 @@ def few_energy_maps(
             "software": "xanes-stream",
             "version": __version__,
             "method": "two_energy",
-            "references": [reference_a.name, reference_b.name],
-            "reference_sources": {r.name: r.source for r in (reference_a, reference_b)},
+            "references": [reference_a, reference_b],
+            "reference_sources": {
+                r.name: r.source for r in references if r.name in (reference_a, reference_b)
+            },
             "settings": settings.model_dump(mode="json"),
             "notes": notes,
         },

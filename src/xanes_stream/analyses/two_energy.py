@@ -48,29 +48,51 @@ def run(
     library: Sequence[Reference],
 ) -> Product:
     """Two-energy maps of the stack's OD above its pre-edge line (``two_energy/...`` images)."""
-    names = [settings.reference_a, settings.reference_b]
     defaults = list(maps.reference_names) if maps is not None else [r.name for r in library]
+    od = normalized.spectra * normalized.edge_step[None]  # mu minus the pre-edge line
+    registered = maps is not None and bool(np.any(maps.shifts))
+    return maps_of_od(
+        od,
+        normalized.energies,
+        settings,
+        defaults,
+        library,
+        registered=registered,
+        mask=region(normalized, maps),
+    )
+
+
+def maps_of_od(
+    od: np.ndarray,
+    energies: np.ndarray,
+    settings: Settings,
+    defaults: Sequence[str],
+    library: Sequence[Reference],
+    *,
+    registered: bool,
+    mask: np.ndarray | None = None,
+    od_noise: np.ndarray | None = None,
+) -> Product:
+    """:func:`~xanes_stream.spectra.two_energy.two_energy_maps` as ``settings`` say; references
+    not named there are the first two of ``defaults``; ``registered`` frames add the settings'
+    ``misregistration`` to the stated error."""
+    names = [settings.reference_a, settings.reference_b]
     for i, name in enumerate(names):
         if name is None:
             if len(defaults) < 2:
                 raise AnalysisError("two-energy maps need two references (set reference_a/b)")
             names[i] = defaults[i]
     reference_a, reference_b = (by_name(library, name) for name in names)
-    od = normalized.spectra * normalized.edge_step[None]  # mu minus the pre-edge line
-    product = two_energy_maps(
+    return two_energy_maps(
         od,
-        normalized.energies,
+        energies,
         reference_a,
         reference_b,
         e1=settings.e1,
         e2=settings.e2,
         pre_edge=settings.pre_edge,
         threshold=settings.threshold,
-        mask=region(normalized, maps),
-        misregistration=settings.misregistration if _registered(maps) else 0.0,
+        mask=mask,
+        od_noise=od_noise,
+        misregistration=settings.misregistration if registered else 0.0,
     )
-    return product
-
-
-def _registered(maps: Maps | None) -> bool:
-    return maps is not None and bool(np.any(maps.shifts))
