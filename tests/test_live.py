@@ -347,71 +347,6 @@ def test_a_broken_documents_file_is_one_clear_error(live, tmp_path):
     assert "line 2: not JSON" in result.stderr, result.stderr
 
 
-def test_start_document_settings_choose_the_analyses(live):
-    """md["xanes"]["settings"] turns on analyses beyond the fit for one scan; they land in
-    Tiled beside its maps, and their numbers agree with the phantom."""
-    settings = {
-        "products": {
-            "particles": {"enabled": True},
-            "decomposition": {"enabled": True, "method": "nmf", "n_components": 2},
-        }
-    }
-    runs = simulate(
-        live,
-        n_scans=3,  # the second is mid-reaction: its fractions vary (std ~0.3), not uniform
-        detector="inline",
-        shape=(64, 64),
-        seed=41,
-        energies=ENERGIES,
-        md={"xanes": {"settings": settings}},
-    )
-    records = wait_for(live.service, [r.uid for r in runs])
-    assert [r.status for r in records] == ["done"] * 3, [r.reason for r in records]
-    run = runs[1]
-    products = live.client["xanes"][run.uid]["products"]
-    labels = products["particles"]["labels"].read()
-    from scipy import ndimage
-
-    _, n_true = ndimage.label(run.truth.particles)
-    assert labels.max() == n_true
-    table = products["particles"]["table"].read()
-    assert len(table["label"]) == n_true
-    nmf = products["decomposition"]["nmf"]["maps"].read()
-    assert nmf.shape == (2, 64, 64)
-    inside = run.truth.particles & (run.truth.thickness > 0.3 * run.truth.thickness.max())
-    # NMF maps are amounts: as shares of their sum they follow the true fractions, up to order
-    shares = nmf / np.maximum(nmf.sum(axis=0), 1e-9)
-    r = [
-        max(np.corrcoef(shares[i][inside], run.truth.fractions[j][inside])[0, 1] for i in range(2))
-        for j in range(2)
-    ]
-    assert min(r) > 0.8, r
-
-
-def test_series_summary_in_tiled(live):
-    """Each scan of an in-operando series updates one table in Tiled, a row per scan."""
-    runs = simulate(
-        live,
-        n_scans=3,
-        detector="inline",
-        shape=(48, 48),
-        seed=53,
-        energies=ENERGIES,
-    )
-    records = wait_for(live.service, [r.uid for r in runs])
-    assert [r.status for r in records] == ["done"] * 3, [r.reason for r in records]
-    series = live.client[runs[0].uid].metadata["start"]["xanes"]["series"]
-    table = live.tiled.client()["xanes_series"][series].read()
-    assert list(table["uid"]) == [r.uid for r in runs]
-    assert np.all(np.diff(table["time"]) > 0)
-    fitted = np.asarray(table["mean_NiO"])
-    inside = [r.truth.particles & (r.truth.thickness > 0.3 * r.truth.thickness.max()) for r in runs]
-    true = np.array([r.truth.fractions[r.truth.references.index("NiO")][m].mean()
-                     for r, m in zip(runs, inside, strict=True)])  # fmt: skip
-    assert np.all(np.diff(fitted) < 0) and np.all(np.diff(true) < 0)
-    assert np.max(np.abs(fitted - true)) < 0.1
-
-
 def test_three_energy_scan_is_mapped_live(live):
     """A scan of pre-edge, E1 and E2 only goes through the service like any other: the
     two-energy maps land in Tiled, within their stated error of what the camera imaged."""
@@ -446,10 +381,11 @@ def _product_metadata(node) -> dict:
     return json.loads(meta["metadata"]) if isinstance(meta.get("metadata"), str) else meta
 
 
-def test_every_analysis_from_a_live_scan(live):
-    """Combinatorial fitting over a 10-entry library held in Tiled, clustering, two-energy
-    maps, edge-energy fronts and ML maps, all switched on by the start document, land in Tiled
-    beside the maps; each agrees with what the camera imaged."""
+@pytest.fixture(scope="module")
+def analysed_series(live):
+    """Three scans of an in-operando series (64 x 64), every analysis switched on by the start
+    document; combinatorial fitting over a 10-entry library held in Tiled. The second scan is
+    mid-reaction: its fractions vary across the field."""
     from library10 import library10
 
     store = TiledResultStore(live.tiled.client())
@@ -459,6 +395,8 @@ def test_every_analysis_from_a_live_scan(live):
     settings = {
         "products": {
             "library": ["Ni", *(r.name for r in confusers)],
+            "particles": {"enabled": True},
+            "decomposition": {"enabled": True, "method": "nmf", "n_components": 2},
             "combinatorial": {"enabled": True, "max_size": 2},
             "clustering": {"enabled": True, "k": 3},
             "two_energy": {"enabled": True},
@@ -467,19 +405,47 @@ def test_every_analysis_from_a_live_scan(live):
         }
     }
     runs = simulate(
-        live,
-        n_scans=3,
-        detector="inline",
-        shape=(64, 64),
-        seed=71,
-        energies=ENERGIES,
+        live, n_scans=3, detector="inline", shape=(64, 64), seed=71, energies=ENERGIES,
         md={"xanes": {"settings": settings}},
-    )
+    )  # fmt: skip
     records = wait_for(live.service, [r.uid for r in runs])
     assert [r.status for r in records] == ["done"] * 3, [r.reason for r in records]
-    run = runs[1]  # mid-reaction: fractions vary across the field
+    return runs
+
+
+def _core(truth):
+    return truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
+
+
+def test_particles_and_nmf_from_a_live_scan(live, analysed_series):
+    """Particles and NMF land in Tiled beside the maps; their numbers agree with the phantom."""
+    run = analysed_series[1]
+    products = live.client["xanes"][run.uid]["products"]
+    labels = products["particles"]["labels"].read()
+    from scipy import ndimage
+
+    _, n_true = ndimage.label(run.truth.particles)
+    assert labels.max() == n_true
+    table = products["particles"]["table"].read()
+    assert len(table["label"]) == n_true
+    nmf = products["decomposition"]["nmf"]["maps"].read()
+    assert nmf.shape == (2, 64, 64)
+    inside = _core(run.truth)
+    # NMF maps are amounts: as shares of their sum they follow the true fractions, up to order
+    shares = nmf / np.maximum(nmf.sum(axis=0), 1e-9)
+    r = [
+        max(np.corrcoef(shares[i][inside], run.truth.fractions[j][inside])[0, 1] for i in range(2))
+        for j in range(2)
+    ]
+    assert min(r) > 0.8, r
+
+
+def test_every_analysis_from_a_live_scan(live, analysed_series):
+    """Combinatorial fitting, clustering, two-energy maps, edge-energy fronts and ML maps agree
+    with what the camera imaged."""
+    run = analysed_series[1]
     truth = run.truth
-    inside = truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
+    inside = _core(truth)
     products = live.client["xanes"][run.uid]["products"]
     for name in ("combinatorial", "clustering", "two_energy", "fronts", "ml"):
         assert "error" not in _product_metadata(products[name]), name
@@ -515,6 +481,19 @@ def test_every_analysis_from_a_live_scan(live):
     e0 = live.client["xanes"][run.uid]["edge_energy"].read()
     for contour, (low, high) in zip(contours, windows, strict=True):
         assert contour.any() and np.all((e0[contour] >= low) & (e0[contour] <= high))
+
+
+def test_series_summary_in_tiled(live, analysed_series):
+    """Each scan of an in-operando series updates one table in Tiled, a row per scan."""
+    runs = analysed_series
+    series = live.client[runs[0].uid].metadata["start"]["xanes"]["series"]
+    table = live.tiled.client()["xanes_series"][series].read()
+    assert list(table["uid"]) == [r.uid for r in runs]
+    assert np.all(np.diff(table["time"]) > 0)
+    fitted = np.asarray(table["mean_NiO"])
+    true = np.array([r.truth.fraction("NiO")[_core(r.truth)].mean() for r in runs])
+    assert np.all(np.diff(fitted) < 0) and np.all(np.diff(true) < 0)
+    assert np.max(np.abs(fitted - true)) < 0.1
 
 
 def test_3d_scan_is_mapped_live(live):
