@@ -43,6 +43,7 @@ def test_nmf_finds_phases_and_maps(which, stack2, stack3, phantom2, phantom3):
     stack, p = (stack2, phantom2) if which == 2 else (stack3, phantom3)
     product = decompose(stack, "nmf")
     assert product.metadata["estimated_components"] == which
+    assert product.metadata["converged"] is True
     maps = product.images["nmf/maps"]
     assert maps.shape == (which, *p.thickness.shape)
     r, _, _ = _matched_correlations(maps, p.fractions, core(p))

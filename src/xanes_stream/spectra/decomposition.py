@@ -150,6 +150,8 @@ def decompose(
         metadata["explained_variance_ratio"] = model.explained_variance_ratio_.tolist()
     if method == "nmf":
         metadata["reconstruction_error"] = float(model.reconstruction_err_)
+        # the maps are exact NNLS on the components, however far the factorization went
+        metadata["converged"] = bool(model.n_iter_ < model.max_iter)
     return Product(
         images={f"{method}/maps": maps.reshape(k, ny, nx)},
         spectra={f"{method}/components": components.astype(np.float32)},
@@ -170,8 +172,14 @@ def _fit(method: str, x: np.ndarray, k: int, seed: int):
     from sklearn import decomposition as skd  # slow to import: only when decomposing
 
     if method == "nmf":
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
         model = skd.NMF(k, init="nndsvda", max_iter=300, tol=1e-3, random_state=seed)
-        model.fit(np.clip(x, 0.0, None))
+        with warnings.catch_warnings():  # said in the metadata (n_iter), not on the console
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(np.clip(x, 0.0, None))
         return model, model.components_.copy()
     if method == "pca":
         model = skd.PCA(k, random_state=seed).fit(x)
