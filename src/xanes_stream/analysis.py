@@ -212,24 +212,22 @@ def analyze(
     timings: dict[str, float] = {}
 
     # Which frames are usable, in what order, and the registration if asked for.
-    rng = np.random.default_rng(settings.mask.seed)
-    sample = np.sort(rng.choice(ny * nx, size=min(ny * nx, _SAMPLE_PIXELS), replace=False))
-    sample_y, sample_x = np.divmod(sample, nx)
-    sample_raw = _sample_corrected(
-        frames, np.arange(n_raw), sample_y, sample_x, dark, flat, i0, mode
+    selected = _select_frames(frames, energies, (dark, flat, i0), mode, settings.mask.seed)
+    sample_y, sample_x, sample_raw = selected.sample_y, selected.sample_x, selected.sample_raw
+    order, unique, starts, counts = (
+        selected.order,
+        selected.unique,
+        selected.starts,
+        selected.counts,
     )
-    bad_fraction = 1.0 - np.isfinite(sample_raw).mean(axis=1)
-    good_frames = np.flatnonzero(bad_fraction <= 0.5)
-    dropped = np.flatnonzero(bad_fraction > 0.5)
+    dropped = selected.dropped
     if dropped.size:
         notes.append(
             "dropped frames with mostly non-finite or non-positive values at "
             + ", ".join(f"{energies[i]:.2f} eV" for i in dropped)
         )
-    order = good_frames[np.argsort(energies[good_frames], kind="stable")]
     if np.any(np.diff(energies) < 0):
         notes.append("energies were not increasing; frames sorted by energy")
-    unique, starts, counts = np.unique(energies[order], return_index=True, return_counts=True)
     if np.any(counts > 1):
         notes.append(f"{int((counts > 1).sum())} energies measured more than once; averaged")
     out_shifts = np.zeros((n_raw, 2)) if shifts is None else np.asarray(shifts, dtype=float)
@@ -359,6 +357,36 @@ def analyze(
         fit_energies=plan.operator.fit_energy,
         metadata=metadata,
     )
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """Which frames are usable and in what order, judged on a sample of corrected pixels."""
+
+    sample_y: np.ndarray
+    sample_x: np.ndarray
+    sample_raw: np.ndarray  # (n_raw, n_sample) corrected values, in input order
+    dropped: np.ndarray  # input indices of frames mostly non-finite
+    order: np.ndarray  # input indices of the usable frames, sorted by energy
+    unique: np.ndarray  # their distinct energies
+    starts: np.ndarray  # first position in ``order`` of each distinct energy
+    counts: np.ndarray
+
+
+def _select_frames(frames, energies: np.ndarray, corrections, mode: str, seed: int) -> _Frames:
+    """Frames more than half non-finite at a fixed random sample of pixels are dropped; the
+    rest are ordered by energy and grouped by equal energy."""
+    n_raw, ny, nx = frames.shape
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(ny * nx, size=min(ny * nx, _SAMPLE_PIXELS), replace=False))
+    sample_y, sample_x = np.divmod(sample, nx)
+    sample_raw = _sample_corrected(frames, np.arange(n_raw), sample_y, sample_x, *corrections, mode)
+    bad_fraction = 1.0 - np.isfinite(sample_raw).mean(axis=1)
+    good = np.flatnonzero(bad_fraction <= 0.5)
+    order = good[np.argsort(energies[good], kind="stable")]
+    unique, starts, counts = np.unique(energies[order], return_index=True, return_counts=True)
+    dropped = np.flatnonzero(bad_fraction > 0.5)
+    return _Frames(sample_y, sample_x, sample_raw, dropped, order, unique, starts, counts)
 
 
 def _corrected(frames, order, corrections, mode) -> np.ndarray:

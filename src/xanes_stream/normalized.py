@@ -12,18 +12,18 @@ import numpy as np
 
 from .analysis import (
     _KEV_LIMIT,
-    _SAMPLE_PIXELS,
     Mode,
     _average_groups,
     _block_mu,
     _check_inputs,
-    _correct,
+    _corrected,
     _fill_bad,
     _make_plan,
-    _sample_corrected,
+    _register,
+    _select_frames,
 )
 from .errors import AnalysisError
-from .imaging.registration import register_stack, shift_frame
+from .imaging.registration import shift_frame
 from .products import NormalizedStack
 from .settings import AnalysisSettings, load_settings
 from .spectra.masks import otsu_threshold
@@ -61,15 +61,15 @@ def normalize_stack(
     if np.nanmax(energies) < _KEV_LIMIT:
         energies = energies * 1000.0
     n_raw, ny, nx = frames.shape
-    rng = np.random.default_rng(settings.mask.seed)  # the same sample as analyze draws
-    sample = np.sort(rng.choice(ny * nx, size=min(ny * nx, _SAMPLE_PIXELS), replace=False))
-    sample_y, sample_x = np.divmod(sample, nx)
-    sample_raw = _sample_corrected(
-        frames, np.arange(n_raw), sample_y, sample_x, dark, flat, i0, mode
+    # the same frames, sample and order as analyze takes
+    selected = _select_frames(frames, energies, (dark, flat, i0), mode, settings.mask.seed)
+    sample_raw = selected.sample_raw
+    order, unique, starts, counts = (
+        selected.order,
+        selected.unique,
+        selected.starts,
+        selected.counts,
     )
-    good = np.flatnonzero(1.0 - np.isfinite(sample_raw).mean(axis=1) <= 0.5)
-    order = good[np.argsort(energies[good], kind="stable")]
-    unique, starts, counts = np.unique(energies[order], return_index=True, return_counts=True)
     if unique.size < 5:
         raise AnalysisError(
             f"{unique.size} distinct usable energies; edge normalization needs at least 5 "
@@ -79,11 +79,7 @@ def normalize_stack(
     source, source_mode, corrections = frames, mode, (dark, flat, i0)
     register = settings.registration.method != "none" and shifts is None
     if apply_shifts is not None or register:
-        corrected = np.empty((order.size, ny, nx), dtype=np.float32)
-        for position, index in enumerate(order):
-            block = np.array(frames[index : index + 1], dtype=np.float32)
-            _correct(block, np.array([index]), slice(None), dark, flat, i0, mode)
-            corrected[position] = block[0]
+        corrected = _corrected(frames, order, corrections, mode)
         if apply_shifts is not None:
             moves = np.asarray(apply_shifts, dtype=float)
             if moves.shape != (n_raw, 2):
@@ -92,11 +88,11 @@ def normalize_stack(
                 corrected[position] = shift_frame(corrected[position], moves[index])
             aligned = corrected
         else:
-            aligned, _ = register_stack(corrected, settings.registration)
+            aligned, _ = _register(corrected, settings, None)
             del corrected
         source, source_mode, corrections = aligned, "absorbance", (None, None, None)
         order = np.arange(order.size)
-        sample_raw = aligned[:, sample_y, sample_x]
+        sample_raw = aligned[:, selected.sample_y, selected.sample_x]
     else:
         sample_raw = sample_raw[order]
 
