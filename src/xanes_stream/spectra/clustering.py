@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import AnalysisError
 from ..products import NormalizedStack, Product
+from .decomposition import _as_matrix
 from .masks import nearest_centre
 
 _BLOCK = 262_144  # pixels assigned at a time
@@ -51,23 +52,12 @@ def cluster_spectra(
     """
     from sklearn.cluster import KMeans  # slow to import: only when clustering
 
-    if isinstance(stack, NormalizedStack):
-        energies = stack.energies if energies is None else energies
-        mask = stack.mask if mask is None else mask
-        stack = stack.spectra
-    stack = np.asarray(stack)
-    if stack.ndim != 3:
-        raise AnalysisError(f"spectra must be (n_energy, ny, nx), got shape {stack.shape}")
-    n, ny, nx = stack.shape
-    spectra = stack.reshape(n, -1)
-    usable = np.isfinite(spectra).all(axis=0)
-    if mask is not None:
-        usable &= np.asarray(mask, dtype=bool).ravel()
+    spectra, (ny, nx), stack_energies, usable = _as_matrix(stack, mask)
+    energies = stack_energies if energies is None else energies
+    n = spectra.shape[0]
     inside = np.flatnonzero(usable)
-    if k is not None and not 1 <= k <= max(inside.size, 1):
+    if k is not None and not 1 <= k <= inside.size:
         raise AnalysisError(f"k must be 1..{inside.size} (masked pixels), got {k}")
-    if inside.size < 2:
-        raise AnalysisError("fewer than 2 usable (finite, masked) pixels to cluster")
     rng = np.random.default_rng(seed)
     sample = rng.choice(inside, min(inside.size, max_pixels), replace=False)  # random order
     x = spectra[:, sample].astype(np.float64)

@@ -40,7 +40,7 @@ def _as_matrix(stack, mask) -> tuple[np.ndarray, tuple[int, int], np.ndarray | N
     finite = np.isfinite(spectra).all(axis=0)
     usable = finite if mask is None else finite & np.asarray(mask, dtype=bool).ravel()
     if usable.sum() < 2:
-        raise AnalysisError("fewer than 2 usable (finite, masked) pixels to decompose")
+        raise AnalysisError("fewer than 2 usable (finite, masked) pixels")
     return spectra, (ny, nx), energies, usable
 
 
