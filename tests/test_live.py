@@ -1,7 +1,11 @@
 """The live service with the real pieces: a Tiled server, the 0MQ proxy, a RunEngine with the
 simulated beamline publishing through both, and results read back with the Tiled client."""
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +68,21 @@ def simulate(live, **options):
     )
 
 
+def core(truth):
+    """The thick part of the particles, where the truth is well measured."""
+    return truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
+
+
+def replay_cli(live, *args: str, timeout: float):
+    """``xanes-stream replay ARGS`` against the live Tiled server, as a user runs it."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "xanes-stream"), "replay", *args,
+         "--tiled-uri", live.tiled.uri],
+        env={**os.environ, "XANES_TILED_API_KEY": live.tiled.api_key},
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
 def wait_for(service, uids, timeout=WAIT):
     records = service.wait_for(uids, timeout)
     assert all(r is not None and r.status != "analysing" for r in records), (
@@ -103,7 +122,7 @@ def assert_maps_match_truth(client, uid, truth):
     names = node["fractions"].metadata["reference_names"]
     assert names == md["references"]
     fitted = node["fractions"].read()[[names.index(n) for n in truth.references]]
-    inside = truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
+    inside = core(truth)
     assert np.median(np.abs(fitted - truth.fractions)[:, inside]) < 0.05
     assert node["r_factor"].read()[inside].mean() < 0.01
 
@@ -274,11 +293,6 @@ def test_writes_need_the_api_key(live):
 @pytest.mark.parametrize("suffix", [".jsonl", ".msgpack"])
 def test_replay_from_a_documents_file(live, tmp_path, suffix):
     """Runs from another facility, as a file of documents, through the CLI into Tiled."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from xanes_stream.documents.files import write_documents
 
     documents = []
@@ -295,54 +309,21 @@ def test_replay_from_a_documents_file(live, tmp_path, suffix):
         callbacks=[lambda name, doc: documents.append((name, doc))],
     )
     path = write_documents(tmp_path / f"run{suffix}", documents)
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "xanes-stream"),
-            "replay",
-            "--file",
-            str(path),
-            "--tiled-uri",
-            live.tiled.uri,
-            "--root",
-            "from_file",
-        ],
-        env={**os.environ, "XANES_TILED_API_KEY": live.tiled.api_key},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = replay_cli(live, "--file", str(path), "--root", "from_file", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert run.uid[:8] in result.stdout
     node = live.tiled.client()["from_file"][run.uid]
     assert node.metadata["replayed"] is True
     names = node["fractions"].metadata["reference_names"]
     fitted = node["fractions"].read()[[names.index(n) for n in run.truth.references]]
-    inside = run.truth.particles & (run.truth.thickness > 0.3 * run.truth.thickness.max())
+    inside = core(run.truth)
     assert np.median(np.abs(fitted - run.truth.fractions)[:, inside]) < 0.05
 
 
 def test_a_broken_documents_file_is_one_clear_error(live, tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     path = tmp_path / "broken.jsonl"
     path.write_text('["start", {"uid": "a"}]\nnot json\n')
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "xanes-stream"),
-            "replay",
-            "--file",
-            str(path),
-            "--tiled-uri",
-            live.tiled.uri,
-        ],
-        env={**os.environ, "XANES_TILED_API_KEY": live.tiled.api_key},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = replay_cli(live, "--file", str(path), timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "line 2: not JSON" in result.stderr, result.stderr
 
@@ -367,7 +348,7 @@ def test_three_energy_scan_is_mapped_live(live):
     assert names == ["NiO", "LiNiO2"]
     fractions = node["fractions"].read()
     error = node["products"]["two_energy"]["fraction_error"].read()
-    inside = run.truth.particles & (run.truth.thickness > 0.3 * run.truth.thickness.max())
+    inside = core(run.truth)
     z = (fractions[0] - run.truth.fraction("NiO"))[inside] / error[inside]
     assert np.mean(np.abs(z) < 2) > 0.9
     assert np.all(np.isnan(node["edge_energy"].read()))
@@ -413,10 +394,6 @@ def analysed_series(live):
     return runs
 
 
-def _core(truth):
-    return truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
-
-
 def test_particles_and_nmf_from_a_live_scan(live, analysed_series):
     """Particles and NMF land in Tiled beside the maps; their numbers agree with the phantom."""
     run = analysed_series[1]
@@ -430,7 +407,7 @@ def test_particles_and_nmf_from_a_live_scan(live, analysed_series):
     assert len(table["label"]) == n_true
     nmf = products["decomposition"]["nmf"]["maps"].read()
     assert nmf.shape == (2, 64, 64)
-    inside = _core(run.truth)
+    inside = core(run.truth)
     # NMF maps are amounts: as shares of their sum they follow the true fractions, up to order
     shares = nmf / np.maximum(nmf.sum(axis=0), 1e-9)
     r = [
@@ -445,7 +422,7 @@ def test_every_analysis_from_a_live_scan(live, analysed_series):
     with what the camera imaged."""
     run = analysed_series[1]
     truth = run.truth
-    inside = _core(truth)
+    inside = core(truth)
     products = live.client["xanes"][run.uid]["products"]
     for name in ("combinatorial", "clustering", "two_energy", "fronts", "ml"):
         assert "error" not in _product_metadata(products[name]), name
@@ -491,7 +468,7 @@ def test_series_summary_in_tiled(live, analysed_series):
     assert list(table["uid"]) == [r.uid for r in runs]
     assert np.all(np.diff(table["time"]) > 0)
     fitted = np.asarray(table["mean_NiO"])
-    true = np.array([r.truth.fraction("NiO")[_core(r.truth)].mean() for r in runs])
+    true = np.array([r.truth.fraction("NiO")[core(r.truth)].mean() for r in runs])
     assert np.all(np.diff(fitted) < 0) and np.all(np.diff(true) < 0)
     assert np.max(np.abs(fitted - true)) < 0.1
 
@@ -517,7 +494,7 @@ def test_3d_scan_is_mapped_live(live):
     assert fitted.shape == (len(names), 3, 48, 48)
     assert node["thickness"].shape == node["mask"].shape == (3, 48, 48)
     truth = run.truth
-    inside = truth.particles & (truth.thickness > 0.3 * truth.thickness.max())
+    inside = core(truth)
     assert inside.shape == (3, 48, 48) and all(inside[z].any() for z in range(3))
     fitted = fitted[[names.index(n) for n in truth.references]]
     assert np.median(np.abs(fitted - truth.fractions)[:, inside]) < 0.05
