@@ -113,6 +113,15 @@ def main() -> None:
     print(f"{'analysis':42s} {'seconds':>8s}  result")
     for name, seconds, note in run_all(p, frames, flat, dark, library):
         print(f"{name:42s} {seconds:8.2f}  {note}")
+    print(peak_memory(frames.nbytes))
+
+
+def peak_memory(stack_bytes: int) -> str:
+    """The process's peak resident memory, in GB and as a multiple of the stack's size."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
+    return f"peak resident memory {peak / 1e9:.2f} GB = {peak / stack_bytes:.1f} x the stack"
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import argparse
 import time
 
 import numpy as np
+from bench_products import peak_memory
 
 from xanes_stream import analyze, ml
 from xanes_stream.imaging import particles
@@ -72,6 +73,7 @@ def main() -> None:
 
     energies = energies_100()
     od, refs = tiled_stack(args.size)
+    stack_bytes = od.nbytes
     print(f"stack {od.shape} float32, {od.nbytes / 1e9:.2f} GB")
     analyze(np.ascontiguousarray(od[:, :16]), energies, refs, mode="absorbance", settings=SETTINGS)
     rows: list[tuple[str, float]] = []
@@ -200,6 +202,7 @@ def main() -> None:
     for label, seconds in rows:
         print(f"{label:<{width}}  {seconds:7.2f}")
     print(f"particles found: {n_particles}; median |ML - fit| in mask: {difference:.3f}")
+    print(peak_memory(stack_bytes))
 
 
 if __name__ == "__main__":
