@@ -85,9 +85,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from xanes_stream import analyze
+    from xanes_stream.devtools.launcher import start_proxy, start_tiled
     from xanes_stream.documents.accumulator import ScanAccumulator
-    from xanes_stream.service import ServiceConfig, XanesService
-    from xanes_stream.services import start_proxy, start_tiled
+    from xanes_stream.live.service import ServiceConfig, XanesService
     from xanes_stream.sim.phantom import make_phantom
     from xanes_stream.sim.run import connect_publisher
 

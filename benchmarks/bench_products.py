@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from library10 import library10  # noqa: E402
 
-from xanes_stream.normalized import normalize_stack  # noqa: E402
+from xanes_stream.pipeline.normalized import normalize_stack  # noqa: E402
 from xanes_stream.sim.phantom import make_phantom  # noqa: E402
 from xanes_stream.spectra.clustering import cluster_spectra  # noqa: E402
 from xanes_stream.spectra.combinatorial import combinatorial_fit  # noqa: E402

@@ -18,14 +18,15 @@ import time
 import numpy as np
 from bench_products import peak_memory
 
-from xanes_stream import analyze, ml
+from xanes_stream import analyze
 from xanes_stream.imaging import particles
-from xanes_stream.products import NormalizedStack
-from xanes_stream.series import SeriesSummary
+from xanes_stream.pipeline.products import ml
+from xanes_stream.pipeline.results import NormalizedStack
+from xanes_stream.pipeline.series import SeriesSummary
+from xanes_stream.pipeline.volume import analyze_volume
 from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra import fronts
 from xanes_stream.spectra.normalize import EdgeOperator, edge_windows
-from xanes_stream.volume import analyze_volume
 
 SETTINGS = {"registration": {"method": "none"}}
 

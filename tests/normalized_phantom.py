@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from xanes_stream.products import NormalizedStack
+from xanes_stream.pipeline.results import NormalizedStack
 from xanes_stream.spectra.normalize import EdgeOperator, edge_windows, find_e0
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import core
 
-from xanes_stream.analyses import clustering as adapter
 from xanes_stream.errors import AnalysisError
-from xanes_stream.normalized import normalize_stack
+from xanes_stream.pipeline.normalized import normalize_stack
+from xanes_stream.pipeline.products import clustering as adapter
 from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra.clustering import cluster_mask, cluster_spectra, elbow
 

@@ -7,9 +7,9 @@ import pytest
 from conftest import core
 from library10 import library10
 
-from xanes_stream.analyses import combinatorial as adapter
 from xanes_stream.errors import AnalysisError
-from xanes_stream.normalized import normalize_stack
+from xanes_stream.pipeline.normalized import normalize_stack
+from xanes_stream.pipeline.products import combinatorial as adapter
 from xanes_stream.spectra.combinatorial import (
     _all_sets,
     _nnls_all_sets,

@@ -7,9 +7,9 @@ from conftest import core
 from library10 import library10
 from scipy.optimize import linear_sum_assignment
 
-from xanes_stream.analyses import decomposition as adapter
 from xanes_stream.errors import AnalysisError
-from xanes_stream.normalized import normalize_stack
+from xanes_stream.pipeline.normalized import normalize_stack
+from xanes_stream.pipeline.products import decomposition as adapter
 from xanes_stream.spectra.decomposition import (
     METHODS,
     decompose,

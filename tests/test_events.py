@@ -2,7 +2,7 @@
 
 import threading
 
-from xanes_stream.events import EventLog
+from xanes_stream.live.events import EventLog
 
 
 def test_readers_get_events_after_their_seq_in_order():

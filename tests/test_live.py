@@ -14,7 +14,7 @@ from bluesky import RunEngine
 from bluesky.plans import count
 from bluesky.preprocessors import msg_mutator
 
-from xanes_stream.services import local_pipeline
+from xanes_stream.devtools.launcher import local_pipeline
 from xanes_stream.sim.beamline import make_beamline
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
 from xanes_stream.store.tiled_store import TiledResultStore
@@ -161,8 +161,8 @@ def test_scans_arrive_as_maps_in_tiled(live, detector):
 
 
 def test_replay_gives_the_live_maps(live):
+    from xanes_stream.live.replay import find_runs, replay
     from xanes_stream.profiles import load_profile
-    from xanes_stream.replay import find_runs, replay
 
     live_done = [r for r in live.service.records.values() if r.status == "done"]
     assert live_done

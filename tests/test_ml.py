@@ -6,7 +6,7 @@ import skops.io as sio
 from normalized_phantom import normalized_stack
 
 from xanes_stream import analyze
-from xanes_stream.ml import (
+from xanes_stream.pipeline.products.ml import (
     MLSettings,
     ModelError,
     evaluate,

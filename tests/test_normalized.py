@@ -5,7 +5,7 @@ import pytest
 
 from xanes_stream import analyze
 from xanes_stream.errors import AnalysisError
-from xanes_stream.normalized import normalize_stack
+from xanes_stream.pipeline.normalized import normalize_stack
 from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra.normalize import edge_windows, normalize
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import core
 
 from xanes_stream import AnalysisError, analyze
+from xanes_stream.live.web.render import UnknownMap, layout, map_names, render_map
 from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra.pixel import fit_normalized, pixel_spectrum
-from xanes_stream.web.render import UnknownMap, layout, map_names, render_map
 
 SETTINGS = {"registration": {"method": "none"}}
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xanes_stream.files.maps_h5 import read_maps
+from xanes_stream.io.maps_file import read_maps
 
 SRC = Path(__file__).parents[1] / "src"
 
@@ -110,7 +110,7 @@ def test_unknown_product_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiled():
-    from xanes_stream.services import start_tiled
+    from xanes_stream.devtools.launcher import start_tiled
 
     with start_tiled(timeout=60) as server:
         yield server

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xanes_stream.services import local_pipeline, start_proxy, start_tiled
+from xanes_stream.devtools.launcher import local_pipeline, start_proxy, start_tiled
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
 
 pytestmark = pytest.mark.timeout(300)

@@ -11,7 +11,7 @@ from xanes_stream.imaging.registration import (
     register_stack,
     shift_frame,
 )
-from xanes_stream.settings import RegistrationSettings
+from xanes_stream.pipeline.settings import RegistrationSettings
 
 
 @pytest.fixture(scope="module")

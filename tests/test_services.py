@@ -14,14 +14,14 @@ from bluesky.callbacks.zmq import RemoteDispatcher
 from tiled.client import from_uri
 from tiled.utils import expand_environment_variables, parse
 
-from xanes_stream.documents import codec
-from xanes_stream.services import (
+from xanes_stream.devtools.launcher import (
     ServiceError,
     port_is_open,
     start_proxy,
     start_tiled,
     tiled_config,
 )
+from xanes_stream.documents import codec
 from xanes_stream.sim.devices import DATASET
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
 
@@ -251,7 +251,7 @@ def test_proxy_stops_and_frees_its_ports():
 
 
 def test_publisher_without_a_proxy_fails_fast():
-    from xanes_stream.services import free_port
+    from xanes_stream.devtools.launcher import free_port
     from xanes_stream.sim.devices import BeamlineError
 
     t0 = time.monotonic()

@@ -6,9 +6,9 @@ import pytest
 from conftest import core, fraction_errors
 
 from xanes_stream import analyze
-from xanes_stream.analyses import two_energy as adapter
 from xanes_stream.errors import AnalysisError
-from xanes_stream.normalized import normalize_stack
+from xanes_stream.pipeline.normalized import normalize_stack
+from xanes_stream.pipeline.products import two_energy as adapter
 from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra.two_energy import choose_energies, two_energy_maps
 

@@ -9,8 +9,8 @@ from conftest import core
 
 from xanes_stream import analyze
 from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.volume import VOLUME_MAPS, analyze_volume
 from xanes_stream.sim.phantom import make_phantom
-from xanes_stream.volume import VOLUME_MAPS, analyze_volume
 
 SHAPE = (48, 48)
 

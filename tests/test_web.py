@@ -11,9 +11,9 @@ import httpx
 import numpy as np
 import pytest
 
-from xanes_stream.services import local_pipeline
+from xanes_stream.devtools.launcher import local_pipeline
+from xanes_stream.live.web import WebServer
 from xanes_stream.sim.run import run_simulated_experiment
-from xanes_stream.web import WebServer
 
 pytestmark = pytest.mark.timeout(240)
 CHROMIUM = "/usr/bin/chromium"

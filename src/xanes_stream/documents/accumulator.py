@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..imaging.registration import FrameRegistrar
-from ..settings import AnalysisSettings
-from .codec import DocumentError
+from xanes_stream.documents.codec import DocumentError
+from xanes_stream.imaging.registration import FrameRegistrar
+from xanes_stream.pipeline.settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class ScanAccumulator:
 
 
 def _shift_keep_nan(frame: np.ndarray, ready) -> np.ndarray:
-    from ..imaging.registration import shift_frame
+    from xanes_stream.imaging.registration import shift_frame
 
     if np.array_equal(ready.aligned.shape, frame.shape) and np.isfinite(frame).all():
         return ready.aligned

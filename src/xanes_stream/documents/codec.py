@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from ..errors import XanesStreamError
+from xanes_stream.errors import XanesStreamError
 
 __all__ = [
     "EXT_COMPLEX",

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 import h5py
 import numpy as np
 
-from .codec import DocumentError
+from xanes_stream.documents.codec import DocumentError
 
 _HDF5_MIMETYPES = {"application/x-hdf5", "application/x-hdf5-smwr-slice"}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from . import codec
-from .codec import DocumentError
+from xanes_stream.documents import codec
+from xanes_stream.documents.codec import DocumentError
 
 _MSGPACK_SUFFIXES = (".msgpack", ".mpk", ".msgp")
 

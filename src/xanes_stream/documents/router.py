@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from event_model import DocumentRouter, RunRouter, unpack_event_page
 
-from ..errors import XanesStreamError
-from ..profiles import Profile
-from ..settings import AnalysisSettings
-from .accumulator import ScanAccumulator
-from .codec import DocumentError
-from .external import ExternalFrames
+from xanes_stream.documents.accumulator import ScanAccumulator
+from xanes_stream.documents.codec import DocumentError
+from xanes_stream.documents.external import ExternalFrames
+from xanes_stream.errors import XanesStreamError
+from xanes_stream.pipeline.settings import AnalysisSettings
+from xanes_stream.profiles import Profile
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ def _settings_for(profile: Profile, md: dict) -> AnalysisSettings:
     overrides = md.get("settings")
     if not isinstance(overrides, dict):
         return profile.settings
-    from ..settings import load_settings
+    from xanes_stream.pipeline.settings import load_settings
 
     merged = _deep_merge(profile.settings.model_dump(), overrides)
     return load_settings(merged)

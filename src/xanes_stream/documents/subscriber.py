@@ -16,7 +16,7 @@ from collections.abc import Callable
 from bluesky.callbacks.zmq import RemoteDispatcher
 from event_model import DocumentNames
 
-from . import codec
+from xanes_stream.documents import codec
 
 log = logging.getLogger(__name__)
 

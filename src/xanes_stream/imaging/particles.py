@@ -14,12 +14,11 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage as ndi
 
-from .._base import _Section
-from ..errors import AnalysisError
-from ..maps import Maps
-from ..products import NormalizedStack, Product
-from ..spectra.masks import otsu_threshold
-from ..spectra.references import Reference
+from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
+from xanes_stream.pipeline.section import _Section
+from xanes_stream.spectra.masks import otsu_threshold
+from xanes_stream.spectra.references import Reference
 
 
 class ParticleSettings(_Section):

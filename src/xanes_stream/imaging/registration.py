@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.fft as sfft
 
-from ..errors import RegistrationError
-from ..settings import RegistrationSettings
+from xanes_stream.errors import RegistrationError
+from xanes_stream.pipeline.settings import RegistrationSettings
 
 _WORKERS = 2
 

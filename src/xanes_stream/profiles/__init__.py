@@ -14,8 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import SettingsError
-from ..settings import AnalysisSettings, describe_validation_error
+from xanes_stream.errors import SettingsError
+from xanes_stream.pipeline.settings import AnalysisSettings, describe_validation_error
 
 
 class Streams(BaseModel):

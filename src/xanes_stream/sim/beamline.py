@@ -21,8 +21,8 @@ from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 from pydantic import ValidationError
 
-from ..settings import describe_validation_error
-from .devices import (
+from xanes_stream.pipeline.settings import describe_validation_error
+from xanes_stream.sim.devices import (
     CLOSED,
     IN_BEAM_TOLERANCE,
     OPEN,
@@ -34,7 +34,7 @@ from .devices import (
     SimSettings,
     TXMSimulator,
 )
-from .phantom import ni_edge_energies
+from xanes_stream.sim.phantom import ni_edge_energies
 
 __all__ = [
     "MD_VERSION",

@@ -32,9 +32,9 @@ from ophyd.status import StatusBase
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import ndimage as ndi
 
-from ..errors import XanesStreamError
-from ..spectra.references import Reference, bundled_reference, unit_step
-from .phantom import make_phantom
+from xanes_stream.errors import XanesStreamError
+from xanes_stream.sim.phantom import make_phantom
+from xanes_stream.spectra.references import Reference, bundled_reference, unit_step
 
 __all__ = [
     "CLOSED",

@@ -20,9 +20,9 @@ from bluesky import RunEngine
 from bluesky.callbacks.zmq import Publisher
 from zmq.utils.monitor import recv_monitor_message
 
-from ..documents import codec
-from .beamline import Beamline, make_beamline
-from .devices import BeamlineError, ScanTruth
+from xanes_stream.documents import codec
+from xanes_stream.sim.beamline import Beamline, make_beamline
+from xanes_stream.sim.devices import BeamlineError, ScanTruth
 
 __all__ = ["SimulatedRun", "connect_publisher", "run_simulated_experiment"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import AnalysisError
-from ..products import NormalizedStack, Product
-from .decomposition import _as_matrix
-from .masks import nearest_centre
+from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.results import NormalizedStack, Product
+from xanes_stream.spectra.decomposition import _as_matrix
+from xanes_stream.spectra.masks import nearest_centre
 
 _BLOCK = 262_144  # pixels assigned at a time
 _COMPONENTS = 12  # principal components k-means works in

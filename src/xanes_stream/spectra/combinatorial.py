@@ -16,11 +16,11 @@ from math import comb
 
 import numpy as np
 
-from ..errors import AnalysisError
-from ..products import NormalizedStack, Product
-from .fit import residual_metrics, solve
-from .library import library_matrix
-from .references import Reference
+from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.results import NormalizedStack, Product
+from xanes_stream.spectra.fit import residual_metrics, solve
+from xanes_stream.spectra.library import library_matrix
+from xanes_stream.spectra.references import Reference
 
 _BLOCK = 262_144  # pixels fitted at a time
 MAX_COMBINATIONS = 200_000

@@ -13,11 +13,11 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import AnalysisError
-from ..products import NormalizedStack, Product
-from .fit import MAX_NNLS_REFERENCES, solve
-from .library import library_matrix
-from .references import Reference
+from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.results import NormalizedStack, Product
+from xanes_stream.spectra.fit import MAX_NNLS_REFERENCES, solve
+from xanes_stream.spectra.library import library_matrix
+from xanes_stream.spectra.references import Reference
 
 Method = Literal["pca", "nmf", "ica", "svd", "fa"]
 METHODS: tuple[str, ...] = ("pca", "nmf", "ica", "svd", "fa")

@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import FitError
+from xanes_stream.errors import FitError
 
 FitMethod = Literal["lstsq", "nnls", "admm"]
 

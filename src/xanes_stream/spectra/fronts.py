@@ -12,11 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
-from .._base import Window, _Section
-from ..errors import AnalysisError
-from ..maps import Maps
-from ..products import NormalizedStack, Product
-from .references import Reference
+from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
+from xanes_stream.pipeline.section import Window, _Section
+from xanes_stream.spectra.references import Reference
 
 
 class FrontSettings(_Section):

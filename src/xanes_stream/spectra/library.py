@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..errors import ReferenceError
-from .references import Reference, read_reference, unit_step
+from xanes_stream.errors import ReferenceError
+from xanes_stream.spectra.references import Reference, read_reference, unit_step
 
 #: File endings read as spectra by :func:`load_library`.
 SPECTRUM_SUFFIXES = (".xdi", ".txt", ".dat", ".csv", ".nor", ".xmu")

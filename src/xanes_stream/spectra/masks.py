@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import argmax_rows
+from xanes_stream.spectra.features import argmax_rows
 
 
 def otsu_threshold(values: np.ndarray) -> float:

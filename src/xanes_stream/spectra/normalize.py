@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import NormalizationError
+from xanes_stream.errors import NormalizationError
 
 #: Energies are centred on E0 and scaled by this (eV) in the polynomial fits, for conditioning.
 _SCALE = 100.0

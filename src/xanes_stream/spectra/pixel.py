@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import AnalysisError
-from .fit import solve
-from .normalize import EdgeOperator, EdgeWindows
-from .references import Reference, reference_matrix
+from xanes_stream.errors import AnalysisError
+from xanes_stream.spectra.fit import solve
+from xanes_stream.spectra.normalize import EdgeOperator, EdgeWindows
+from xanes_stream.spectra.references import Reference, reference_matrix
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class SpectrumFit:
 
     def as_dict(self) -> dict:
         """Plain lists and floats (NaN as None) for JSON."""
-        from ..maps import jsonable
+        from xanes_stream.pipeline.results import jsonable
 
         return jsonable(
             {

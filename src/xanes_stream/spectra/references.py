@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ReferenceError
-from .normalize import edge_windows, find_e0, normalize
+from xanes_stream.errors import ReferenceError
+from xanes_stream.spectra.normalize import edge_windows, find_e0, normalize
 
 #: Column names that hold a measured absorption, most preferred first.
 _MU_COLUMNS = ("norm", "flat", "mu", "mutrans", "mufluor", "murefer")

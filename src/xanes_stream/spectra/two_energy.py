@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import AnalysisError
-from ..products import Product
-from .masks import otsu_threshold
-from .references import Reference, unit_step
+from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.results import Product
+from xanes_stream.spectra.masks import otsu_threshold
+from xanes_stream.spectra.references import Reference, unit_step
 
 
 def _unit(reference: Reference, energies: np.ndarray) -> np.ndarray:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import time
 
-from ..documents.router import SafeRouter, ScanJob, is_energy_scan
-from ..errors import XanesStreamError
-from ..profiles import Profile
+from xanes_stream.documents.router import SafeRouter, ScanJob, is_energy_scan
+from xanes_stream.errors import XanesStreamError
+from xanes_stream.profiles import Profile
 
 log = logging.getLogger(__name__)
 

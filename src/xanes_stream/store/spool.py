@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..files.maps_h5 import read_maps, write_maps
-from ..maps import Maps, jsonable
+from xanes_stream.io.maps_file import read_maps, write_maps
+from xanes_stream.pipeline.results import Maps, jsonable
 
 log = logging.getLogger(__name__)
 

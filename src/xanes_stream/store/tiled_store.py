@@ -16,13 +16,14 @@ Layout (what clients rely on; see the README):
   uploaded; a record array with named fields when registered from the HDF5 file).
 
 Each in-operando series (start document ``xanes.series``) also has a summary table, one row per
-scan, at ``/<root>_series/<series>`` (:class:`~xanes_stream.series.SeriesSummary`), replaced
+scan, at ``/<root>_series/<series>`` (:class:`~xanes_stream.pipeline.series.SeriesSummary`),
+replaced
 as each scan of it is analysed.
 
 Two ways to write, the same layout for readers:
 
 - with ``results_dir`` (a directory the Tiled server may read, as it reads detector files), the
-  maps are written there as one HDF5 file (:mod:`xanes_stream.files.maps_h5`) and registered
+  maps are written there as one HDF5 file (:mod:`xanes_stream.io.maps_file`) and registered
   as one node: a single request, whatever the number of maps;
 - without it, each array is uploaded: one HTTP request each (about 0.2 s for a 1024^2 map).
 
@@ -38,11 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files.maps_h5 import product_path, storable
-from ..files.maps_h5 import write_maps as write_maps_file
-from ..maps import IMAGE_MAPS, Maps, jsonable
-from ..products import Product
-from ..spectra.references import Reference
+from xanes_stream.io.maps_file import product_path, storable
+from xanes_stream.io.maps_file import write_maps as write_maps_file
+from xanes_stream.pipeline.results import IMAGE_MAPS, Maps, Product, jsonable
+from xanes_stream.spectra.references import Reference
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _container(parent, key: str, **kwargs):
 
 def _upload_products(parent, products: dict[str, Product]) -> None:
     """Products into container ``parent``: arrays by ``write_array``, tables by
-    ``write_table``, at the paths :func:`~xanes_stream.files.maps_h5.product_path` gives."""
+    ``write_table``, at the paths :func:`~xanes_stream.io.maps_file.product_path` gives."""
     import pandas as pd
 
     for name, product in products.items():
@@ -285,7 +285,7 @@ class TiledResultStore:
         return node.uri
 
     def reference(self, name: str) -> Reference:
-        from ..errors import ReferenceError
+        from xanes_stream.errors import ReferenceError
 
         library = self.client[self.references_root] if self.references_root in self.client else {}
         if name not in library:

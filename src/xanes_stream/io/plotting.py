@@ -1,0 +1,117 @@
+"""Figures of maps and spectra, for people who would rather look than read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from xanes_stream.pipeline.results import Maps
+
+
+def rgb_composite(maps: Maps) -> np.ndarray:
+    """Fractions of up to three references as red, green, blue; black outside the mask."""
+    k = min(3, len(maps.reference_names))
+    rgb = np.zeros((*maps.thickness.shape, 3), dtype=np.float32)
+    rgb[..., :k] = np.moveaxis(np.nan_to_num(maps.fractions[:k]), 0, -1)
+    rgb *= maps.mask[..., None]
+    return np.clip(rgb, 0, 1)
+
+
+def _image(ax, fig, values, title, cmap="viridis", vmin=None, vmax=None, log=False):
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    if log:
+        values = np.log10(np.where(values > 0, values, np.nan))
+        finite = values[np.isfinite(values)]
+        title = f"log10 {title}"
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if not finite.size:  # e.g. E0 of a few-energy scan
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        return
+    if vmin is None:
+        vmin, vmax = np.percentile(finite, [1, 99])
+    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    bar.formatter.set_useOffset(False)  # energies read as eV, not offsets from 8.3e3
+    bar.update_ticks()
+
+
+def plot_maps(maps: Maps, path: str | Path, title: str = "") -> Path:
+    """Save a one-page figure: fractions, RGB composite, thickness, R-factor, E0, white line,
+    mask and clusters, the mean spectrum with its fit, and the registration shifts."""
+    names = maps.reference_names
+    panels = len(names) + 9
+    cols = 4
+    rows = int(np.ceil(panels / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows))
+    axes = axes.ravel()
+    i = 0
+    masked = np.where(maps.mask, 1.0, np.nan)
+    for j, name in enumerate(names):
+        _image(axes[i], fig, maps.fractions[j] * masked, f"fraction {name}", vmin=0, vmax=1)
+        i += 1
+    axes[i].imshow(rgb_composite(maps), interpolation="nearest")
+    axes[i].set_title("RGB: " + " / ".join(names[:3]), fontsize=9)
+    axes[i].set_xticks([])
+    axes[i].set_yticks([])
+    i += 1
+    _image(axes[i], fig, maps.thickness, "thickness (edge step)", cmap="gray")
+    i += 1
+    _image(axes[i], fig, maps.r_factor, "R-factor", cmap="magma", log=True)
+    i += 1
+    _image(axes[i], fig, maps.edge_energy * masked, "edge energy E0 (eV)", cmap="plasma")
+    i += 1
+    _image(axes[i], fig, maps.peak_energy * masked, "white-line peak (eV)", cmap="plasma")
+    i += 1
+    _image(axes[i], fig, maps.mask.astype(float), "mask", cmap="gray", vmin=0, vmax=1)
+    i += 1
+    n_clusters = int(maps.clusters.max())
+    _image(
+        axes[i],
+        fig,
+        maps.clusters.astype(float),
+        "phases: 1 A-rich, 2 mixed, 3 B-rich"
+        if maps.metadata.get("method") == "two_energy"
+        else "clusters",
+        cmap="tab10",
+        vmin=0,
+        vmax=max(n_clusters, 1),
+    )
+    i += 1
+    ax = axes[i]
+    ax.plot(maps.fit_energies, maps.mean_spectrum, "k.", ms=3, label="mean in mask")
+    if np.isfinite(maps.mean_fit).any():
+        ax.plot(maps.fit_energies, maps.mean_fit, "r-", lw=1, label="fit")
+    ax.set_xlabel("energy (eV)", fontsize=8)
+    few = maps.metadata.get("method") == "two_energy"
+    ax.set_title("mean optical density" if few else "mean normalized spectrum", fontsize=9)
+    ax.legend(fontsize=7)
+    i += 1
+    ax = axes[i]
+    ax.plot(
+        maps.energies
+        if maps.shifts.shape[0] == maps.energies.size
+        else np.arange(maps.shifts.shape[0]),
+        maps.shifts,
+        ".-",
+        ms=3,
+    )
+    ax.legend(["dy", "dx"], fontsize=7)
+    ax.set_title("registration shifts (px)", fontsize=9)
+    i += 1
+    for ax in axes[i:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

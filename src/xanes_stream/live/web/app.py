@@ -1,0 +1,338 @@
+"""The live page's web app: JSON under /api, server-sent events, map PNGs under /maps.
+
+Results of a done scan do not change, so its maps (read once from Tiled) and their PNGs are
+cached, keyed by the scan's result URI and analysis time so that a re-analysis is seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import anyio
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from xanes_stream.errors import StackNotKept, XanesStreamError
+from xanes_stream.live.web.render import (
+    REFERENCE_COLOURS,
+    UnknownMap,
+    layout,
+    map_names,
+    map_title,
+    render_map,
+    render_shifts,
+    render_spectrum,
+)
+from xanes_stream.pipeline.results import Maps, jsonable
+from xanes_stream.spectra.pixel import fit_normalized
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+#: Longest wait of one read of the event log; the stream notices a closing server this soon.
+EVENT_WAIT = 1.0
+KEEPALIVE_EVERY = 15  # empty waits between keep-alive comments
+_MAPS_CACHED = 6
+_PNGS_CACHED = 400
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+class Results:
+    """Maps of done scans read from the service's store, their PNGs and digests, cached."""
+
+    def __init__(self, service):
+        self.service = service
+        self._maps = _LRU(_MAPS_CACHED)
+        self._pngs = _LRU(_PNGS_CACHED)
+        self._digests: dict[tuple, dict] = {}  # small, kept for the series view
+        self._lock = threading.Lock()  # one Tiled read / render at a time: 2 cores
+
+    def key(self, uid: str) -> tuple:
+        record = self.service.records.get(uid)
+        if record is not None and record.status != "done":
+            raise NotReady(f"scan {uid[:8]} is {record.status}: no maps yet")
+        return (uid, None) if record is None else (uid, record.uri, record.analysis_seconds)
+
+    def maps(self, uid: str) -> Maps:
+        key = self.key(uid)
+        with self._lock:
+            if key not in self._maps:
+                try:
+                    maps = self.service.store.read_maps(uid).middle_slice()  # of a volume
+                except KeyError:
+                    raise NoScan(f"no maps of scan {uid!r}") from None
+                self._maps.put(key, maps)
+            return self._maps[key]
+
+    def png(self, uid: str, name: str) -> bytes:
+        key = (*self.key(uid), name)
+        if key in self._pngs:
+            return self._pngs[key]
+        maps = self.maps(uid)
+        prefix = f"scan {maps.metadata.get('scan_id', '?')}: "
+        with self._lock:
+            if name == "spectrum":
+                mean = self.mean_fit(maps)
+                png = render_spectrum(
+                    maps.fit_energies,
+                    maps.mean_spectrum,
+                    maps.mean_fit,
+                    mean.get("components", {}),
+                    f"{prefix}mean normalized spectrum in the mask",
+                )
+            elif name == "shifts":
+                png = render_shifts(maps.energies, maps.shifts, f"{prefix}registration shifts")
+            else:
+                png = render_map(maps, name, title_prefix=prefix)
+        return self._pngs.put(key, png)
+
+    def mean_fit(self, maps: Maps) -> dict:
+        """The mean spectrum, its fit and the reference components (when references load)."""
+        out = {
+            "energies": maps.fit_energies,
+            "normalized": maps.mean_spectrum,
+            "fit": maps.mean_fit,
+        }
+        fit = maps.metadata.get("settings", {}).get("fit", {})
+        try:
+            refs = self.service.references(maps.reference_names)
+            parts = fit_normalized(
+                maps.mean_spectrum,
+                maps.fit_energies,
+                refs,
+                method=fit.get("method", "nnls"),
+                sum_to_one=fit.get("sum_to_one", "none"),
+            )
+            out["components"] = dict(zip(maps.reference_names, parts.components, strict=True))
+            out["fractions"] = dict(zip(maps.reference_names, parts.coefficients, strict=True))
+        except (XanesStreamError, ValueError) as exc:
+            out["components_unavailable"] = str(exc)
+        return out
+
+    def digest(self, uid: str) -> dict:
+        """Mean fractions and mean E0 in the mask, for the series view."""
+        key = self.key(uid)
+        if key not in self._digests:
+            maps = self.maps(uid)
+            inside = maps.mask.astype(bool)
+            e0 = maps.edge_energy[inside] if inside.any() else maps.edge_energy.ravel()
+            summary = maps.summary()
+            self._digests[key] = {
+                "uid": uid,
+                "scan_id": maps.metadata.get("scan_id"),
+                "time": maps.metadata.get("raw_time"),
+                "mean_fractions": summary["mean_fractions"],
+                "mean_e0": float(np.nanmean(e0)) if np.isfinite(e0).any() else None,
+                "median_r_factor": summary["median_r_factor"],
+            }
+        return self._digests[key]
+
+
+class NotReady(XanesStreamError):
+    """A scan with no maps yet (receiving, queued, analysing or failed)."""
+
+
+class NoScan(XanesStreamError):
+    """A scan the service and the store do not know."""
+
+
+def _json(value, status: int = 200) -> JSONResponse:
+    return JSONResponse(jsonable(value, finite=True), status_code=status)
+
+
+def _error(exc: Exception) -> JSONResponse:
+    status = {NoScan: 404, UnknownMap: 404, NotReady: 409, StackNotKept: 409}.get(type(exc), 400)
+    return _json({"error": str(exc)}, status)
+
+
+def make_app(service) -> Starlette:
+    """The Starlette app of the live page for a running :class:`XanesService`."""
+    results = Results(service)
+    closing = threading.Event()
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def health(request: Request) -> Response:
+        return _json(service.status())
+
+    def scans(request: Request) -> Response:
+        seq = service.events.last_seq  # first: an event after it is streamed, none is lost
+        records = [r.as_dict() for r in list(service.records.values())]
+        records.sort(key=lambda r: r.get("received_at") or 0.0)
+        kept = set(service.kept_scans())
+        for record in records:
+            record["pixels_in_memory"] = record["uid"] in kept
+        return _json({"seq": seq, "status": service.status(), "scans": records})
+
+    async def events(request: Request) -> Response:
+        text = request.headers.get("last-event-id") or request.query_params.get("since") or "0"
+        try:
+            since = int(text)
+        except ValueError:
+            return _json({"error": f"since must be an event number, not {text!r}"}, 400)
+        return StreamingResponse(
+            _stream(request, service.events, since, closing),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    def scan(request: Request) -> Response:
+        uid = request.path_params["uid"]
+        try:
+            maps = results.maps(uid)
+            mean = results.mean_fit(maps)
+        except XanesStreamError as exc:
+            return _error(exc)
+        record = service.records.get(uid)
+        (width, height), box = layout(maps.thickness.shape)
+        names = map_names(maps)
+        md = maps.metadata
+        return _json(
+            {
+                "uid": uid,
+                "record": record.as_dict() if record else None,
+                "scan_id": md.get("scan_id"),
+                "sample": md.get("sample"),
+                "series": md.get("series"),
+                "reference_names": maps.reference_names,
+                "colours": dict(zip(maps.reference_names, REFERENCE_COLOURS, strict=False)),
+                "summary": maps.summary(),
+                "mean_e0": results.digest(uid)["mean_e0"],
+                "shape": list(maps.thickness.shape),
+                "energies": maps.energies,
+                "shifts": {"dy": maps.shifts[:, 0], "dx": maps.shifts[:, 1]},
+                "mean": mean,
+                "maps": [
+                    {"name": n, "title": map_title(n, maps), "url": f"/maps/{uid}/{n}.png"}
+                    for n in names
+                ],
+                "plots": {
+                    "spectrum": f"/maps/{uid}/spectrum.png",
+                    "shifts": f"/maps/{uid}/shifts.png",
+                },
+                "image": {"width": width, "height": height, "box": box},
+                "pixels_in_memory": uid in service.kept_scans(),
+                "normalization": md.get("normalization"),
+                "thresholds": md.get("thresholds"),
+                "notes": md.get("notes", []),
+                "timings": md.get("timings"),
+            }
+        )
+
+    def pixel(request: Request) -> Response:
+        uid = request.path_params["uid"]
+        try:
+            y, x = int(request.query_params["y"]), int(request.query_params["x"])
+        except (KeyError, ValueError):
+            return _json({"error": "give the pixel as ?y=ROW&x=COLUMN (integers)"}, 400)
+        try:
+            maps = results.maps(uid)
+            spectrum = service.pixel_spectrum(uid, y, x).as_dict()
+        except XanesStreamError as exc:
+            return _error(exc)
+        spectrum.update(
+            uid=uid,
+            y=y,
+            x=x,
+            maps={
+                "fractions": {
+                    n: maps.fractions[i, y, x] for i, n in enumerate(maps.reference_names)
+                },
+                "thickness": maps.thickness[y, x],
+                "r_factor": maps.r_factor[y, x],
+                "edge_energy": maps.edge_energy[y, x],
+                "in_mask": bool(maps.mask[y, x]),
+            },
+        )
+        return _json(spectrum)
+
+    def series(request: Request) -> Response:
+        name = request.query_params.get("name")
+        if not name:
+            return _json({"error": "give the series as ?name=..."}, 400)
+        records = list(service.records.values())
+        uids = [r.uid for r in records if r.series == name and r.status == "done"]
+        points = []
+        for uid in uids:
+            try:
+                points.append(results.digest(uid))
+            except XanesStreamError as exc:
+                log.warning("series %s: scan %s left out: %s", name, uid[:8], exc)
+        points.sort(key=lambda p: p["time"] or 0.0)
+        return _json({"name": name, "scans": points})
+
+    def png(request: Request) -> Response:
+        uid, name = request.path_params["uid"], request.path_params["name"]
+        if not name.endswith(".png"):
+            return _json({"error": "map URLs end in .png"}, 404)
+        try:
+            data = results.png(uid, name[: -len(".png")])
+        except XanesStreamError as exc:
+            return _error(exc)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=60"})
+
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/health", health),
+            Route("/api/scans", scans),
+            Route("/api/events", events),
+            Route("/api/series", series),
+            Route("/api/scans/{uid}", scan),
+            Route("/api/scans/{uid}/pixel", pixel),
+            Route("/maps/{uid}/{name:path}", png),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ]
+    )
+    app.state.closing = closing
+    app.state.results = results
+    return app
+
+
+async def _stream(request: Request, log_, since: int, closing: threading.Event):
+    """Server-sent events of the event log after ``since``, until the client or server goes.
+
+    A client whose ``since`` is no longer (or not yet) in the log gets a ``reset`` event: it
+    should re-read /api/scans.
+    """
+    seq = since
+    yield "retry: 2000\n\n"
+    if since > log_.last_seq:  # numbers from an earlier run of the service
+        seq = log_.last_seq
+        yield f"id: {seq}\nevent: reset\ndata: {{}}\n\n"
+    idle = 0
+    while not closing.is_set():
+        if await request.is_disconnected():
+            return
+        found = await anyio.to_thread.run_sync(log_.since, seq, EVENT_WAIT)
+        if found and seq and found[0]["seq"] > seq + 1:
+            yield f"id: {found[0]['seq'] - 1}\nevent: reset\ndata: {{}}\n\n"
+        for event in found:
+            data = json.dumps(jsonable(event, finite=True))
+            yield f"id: {event['seq']}\nevent: {event['kind']}\ndata: {data}\n\n"
+            seq = event["seq"]
+        idle = 0 if found else idle + 1
+        if idle >= KEEPALIVE_EVERY:
+            idle = 0
+            yield ": keep-alive\n\n"

@@ -1,0 +1,143 @@
+"""``normalize_stack``: the edge-normalized spectrum of every pixel, exactly as ``analyze`` sees it.
+
+The analyses beyond the fit (decomposition, clusters, combinatorial fitting, ...) work on
+normalized spectra. This module runs the front half of :func:`xanes_stream.pipeline.analyze.analyze`
+(frame checks, correction, registration, the normalization plan) with analyze's own helpers, so
+the windows, E0 and edge steps are the ones the maps were made with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xanes_stream.errors import AnalysisError
+from xanes_stream.imaging.registration import shift_frame
+from xanes_stream.pipeline.analyze import (
+    _KEV_LIMIT,
+    Mode,
+    _average_groups,
+    _block_mu,
+    _check_inputs,
+    _corrected,
+    _fill_bad,
+    _make_plan,
+    _register,
+    _select_frames,
+)
+from xanes_stream.pipeline.results import NormalizedStack
+from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
+from xanes_stream.spectra.masks import otsu_threshold
+from xanes_stream.spectra.normalize import larch_rows
+from xanes_stream.spectra.references import Reference
+
+_SCALE = 100.0  # normalize.EdgeOperator's energy scale of the pre-edge line
+
+
+def normalize_stack(
+    frames: np.ndarray,
+    energies: np.ndarray,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+    i0: np.ndarray | None = None,
+    mode: Mode = "transmission",
+    settings: AnalysisSettings | dict | None = None,
+    shifts: np.ndarray | None = None,
+    apply_shifts: np.ndarray | None = None,
+) -> NormalizedStack:
+    """Edge-normalized spectra ``(mu - pre_edge_line) / edge_step`` of every pixel, every energy.
+
+    Arguments are those of :func:`~xanes_stream.pipeline.analyze.analyze`. ``shifts`` means the
+    frames
+    are already registered (as in analyze); ``apply_shifts`` (n_frames, 2), e.g. ``Maps.shifts``,
+    moves the corrected frames by these translations instead of registering them again.
+    Otherwise frames are registered when ``settings.registration`` asks for it.
+
+    The result's ``edge_step`` equals analyze's ``thickness`` map; ``mask`` is the pixels whose
+    edge step is above Otsu's threshold (or ``settings.mask.thickness_threshold``). Pixels with
+    more than ``settings.max_bad_fraction`` non-finite values or no edge step are NaN.
+    """
+    settings = load_settings(settings)
+    frames, energies = _check_inputs(frames, energies, dark, flat, i0, mode)
+    if np.nanmax(energies) < _KEV_LIMIT:
+        energies = energies * 1000.0
+    n_raw, ny, nx = frames.shape
+    # the same frames, sample and order as analyze takes
+    selected = _select_frames(frames, energies, (dark, flat, i0), mode, settings.mask.seed)
+    sample_raw = selected.sample_raw
+    order, unique, starts, counts = (
+        selected.order,
+        selected.unique,
+        selected.starts,
+        selected.counts,
+    )
+    if unique.size < 5:
+        raise AnalysisError(
+            f"{unique.size} distinct usable energies; edge normalization needs at least 5 "
+            "(analyze() maps a few-energy scan by the two-energy method)"
+        )
+
+    source, source_mode, corrections = frames, mode, (dark, flat, i0)
+    register = settings.registration.method != "none" and shifts is None
+    if apply_shifts is not None or register:
+        corrected = _corrected(frames, order, corrections, mode)
+        if apply_shifts is not None:
+            moves = np.asarray(apply_shifts, dtype=float)
+            if moves.shape != (n_raw, 2):
+                raise AnalysisError(f"apply_shifts must be ({n_raw}, 2), got {moves.shape}")
+            for position, index in enumerate(order):
+                corrected[position] = shift_frame(corrected[position], moves[index])
+            aligned = corrected
+        else:
+            aligned, _ = _register(corrected, settings, None)
+            del corrected
+        source, source_mode, corrections = aligned, "absorbance", (None, None, None)
+        order = np.arange(order.size)
+        sample_raw = aligned[:, selected.sample_y, selected.sample_x]
+    else:
+        sample_raw = sample_raw[order]
+
+    sample_mu = _average_groups(np.array(sample_raw, dtype=np.float32), starts, counts)
+    _fill_bad(sample_mu)
+    placeholder = Reference("edge", unique, np.clip(np.arange(unique.size), 0, 1), True)
+    plan = _make_plan(
+        settings, [placeholder], unique, order, starts, counts, source_mode, sample_mu
+    )
+    operator = plan.operator
+    x = (unique - operator.windows.e0) / _SCALE
+    line = np.stack([np.ones_like(x), x], axis=1).astype(np.float32)  # pre-edge line, all energies
+    coefficients = operator.coefficients.astype(np.float32)
+    touched = np.zeros(unique.size, dtype=bool)  # energies the normalization reads
+    touched[larch_rows(unique, operator.windows.pre)] = True
+    touched[larch_rows(unique, operator.windows.post)] = True
+
+    spectra = np.empty((unique.size, ny, nx), dtype=np.float32)
+    step_map = np.empty((ny, nx), dtype=np.float32)
+    flat_spectra = spectra.reshape(unique.size, -1)
+    rows_per_block = max(1, settings.block_pixels // nx)
+    for start in range(0, ny, rows_per_block):
+        rows = slice(start, min(start + rows_per_block, ny))
+        mu = np.array(_block_mu(source, rows, plan, corrections), dtype=np.float32)
+        bad = _fill_bad(mu)
+        linear = coefficients @ mu
+        step = linear[2]
+        valid = (bad <= settings.max_bad_fraction * mu.shape[0]) & np.isfinite(step) & (step != 0)
+        valid &= np.isfinite(linear[:2]).all(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            normalized = (mu - line @ linear[:2]) / step
+        pixels = slice(rows.start * nx, rows.stop * nx)
+        flat_spectra[:, pixels] = np.where(valid, normalized, np.nan)
+        step_map[rows] = np.where(valid, step, np.nan).reshape(-1, nx)
+
+    threshold = settings.mask.thickness_threshold
+    if threshold is None:
+        threshold = otsu_threshold(step_map)
+    with np.errstate(invalid="ignore"):
+        mask = step_map > threshold
+    return NormalizedStack(
+        energies=unique,
+        spectra=spectra,
+        e0=float(operator.windows.e0),
+        edge_step=step_map,
+        mask=mask,
+    )

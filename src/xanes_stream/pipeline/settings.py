@@ -1,0 +1,155 @@
+"""Analysis settings: one validated model, with defaults that work on a typical TXM scan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from xanes_stream.errors import SettingsError
+from xanes_stream.imaging.particles import ParticleSettings
+from xanes_stream.pipeline.products.clustering import Settings as ClusteringSettings
+from xanes_stream.pipeline.products.combinatorial import Settings as CombinatorialSettings
+from xanes_stream.pipeline.products.decomposition import Settings as DecompositionSettings
+from xanes_stream.pipeline.products.ml import MLSettings
+from xanes_stream.pipeline.products.two_energy import Settings as TwoEnergySettings
+from xanes_stream.pipeline.section import Window, _Section
+from xanes_stream.spectra.fronts import FrontSettings
+
+__all__ = ["AnalysisSettings", "ProductSettings", "Window", "_Section", "load_settings"]
+
+
+class NormalizationSettings(_Section):
+    """Edge normalization; windows are relative to E0 (eV), as in Larch's ``pre_edge``."""
+
+    e0: float | None = Field(None, description="E0 in eV; None finds it on the mean spectrum")
+    pre_edge: Window | None = Field(None, description="pre-edge window relative to E0 (eV)")
+    post_edge: Window | None = Field(None, description="post-edge window relative to E0 (eV)")
+    post_edge_order: int | None = Field(None, ge=0, le=3)
+
+
+class RegistrationSettings(_Section):
+    """Alignment of the frames of a scan."""
+
+    method: Literal["none", "phase_correlation", "stackreg"] = "phase_correlation"
+    transform: Literal["translation", "rigid", "scaled_rotation", "affine"] = Field(
+        "translation", description="StackReg transformation (phase correlation: translation)"
+    )
+    reference: Literal["first", "previous", "last"] | int = Field(
+        "previous", description="register each frame to this frame (index), or to the previous"
+    )
+    roi: tuple[int, int, int, int] | None = Field(
+        None, description="(y0, y1, x0, x1) region used to measure the shift; None: full frame"
+    )
+    upsample_factor: int = Field(20, ge=1, le=1000, description="sub-pixel precision 1/N")
+
+
+class FitSettings(_Section):
+    """Per-pixel linear-combination fit."""
+
+    method: Literal["lstsq", "nnls", "admm"] = "nnls"
+    sum_to_one: Literal["none", "normalize", "constrain"] = Field(
+        "normalize",
+        description="normalize: fit freely, then divide by the sum (exact under the common "
+        "per-pixel scale an edge-step estimate carries); constrain: equality in the fit",
+    )
+    energy_range: Window | None = Field(None, description="absolute eV; None: whole scan")
+    admm_iterations: int = Field(200, ge=1, le=100_000)
+    admm_rho: float | None = Field(None, gt=0)
+
+
+class FeatureSettings(_Section):
+    """Edge and white-line energies; windows relative to the scan's E0 (eV)."""
+
+    edge_method: Literal["derivative", "half_height"] = "derivative"
+    edge_window: Window = (-20.0, 20.0)
+    peak_window: Window = (0.0, 40.0)
+
+
+class MaskSettings(_Section):
+    """Which pixels count as sample, and their k-means clusters."""
+
+    thickness_threshold: float | None = Field(None, description="None: Otsu")
+    r_factor_threshold: float | None = Field(None, gt=0, description="None: Otsu on log10")
+    n_clusters: int = Field(3, ge=0, le=50)
+    cluster_components: int = Field(6, ge=1, le=50)
+    seed: int = 0
+
+
+class ProductSettings(_Section):
+    """The analyses beyond the fit, each off unless ``enabled`` (see ``analyses.run_products``)."""
+
+    decomposition: DecompositionSettings = DecompositionSettings()
+    clustering: ClusteringSettings = ClusteringSettings()
+    combinatorial: CombinatorialSettings = CombinatorialSettings()
+    two_energy: TwoEnergySettings = TwoEnergySettings()
+    particles: ParticleSettings = ParticleSettings()
+    fronts: FrontSettings = FrontSettings()
+    ml: MLSettings = MLSettings()
+    library: list[str] | None = Field(
+        None,
+        description="reference library for combinatorial fitting and matching components: "
+        "entry names (Tiled's library or bundled) beside the scan's references; None: those alone",
+    )
+
+    @classmethod
+    def analyses(cls) -> list[str]:
+        """Names of every analysis section, in the order they run."""
+        return [name for name in cls.model_fields if name != "library"]
+
+    def enabled(self) -> list[str]:
+        """Names of the enabled analyses, in the order they run."""
+        return [name for name in self.analyses() if getattr(self, name).enabled]
+
+
+class AnalysisSettings(_Section):
+    """Everything :func:`xanes_stream.analyze` can be told."""
+
+    normalization: NormalizationSettings = NormalizationSettings()
+    registration: RegistrationSettings = RegistrationSettings()
+    fit: FitSettings = FitSettings()
+    features: FeatureSettings = FeatureSettings()
+    mask: MaskSettings = MaskSettings()
+    products: ProductSettings = ProductSettings()
+    block_pixels: int = Field(32_768, ge=256, description="pixels processed per block")
+    max_bad_fraction: float = Field(
+        0.1, ge=0, le=1, description="pixels with more non-finite values than this are invalid"
+    )
+
+    @field_validator("block_pixels")
+    @classmethod
+    def _multiple_of_256(cls, value: int) -> int:
+        return value - value % 256
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: ``field.path: message``."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "settings"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(source: AnalysisSettings | dict | str | Path | None) -> AnalysisSettings:
+    """Settings from a model, a dict, a YAML file, or defaults; raises :class:`SettingsError`."""
+    if source is None:
+        return AnalysisSettings()
+    if isinstance(source, AnalysisSettings):
+        return source
+    if isinstance(source, str | Path):
+        path = Path(source)
+        try:
+            source = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from None
+        if not isinstance(source, dict):
+            raise SettingsError(f"settings file {path} must hold a mapping")
+    try:
+        return AnalysisSettings.model_validate(source)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings: {describe_validation_error(exc)}") from None

@@ -1,0 +1,202 @@
+"""3D XANES: :func:`~xanes_stream.pipeline.analyze.analyze` over a stack of reconstructed volumes.
+
+Slices are read ``chunk_slices`` at a time (an HDF5 dataset is never read whole) and each z-slice
+is analysed as a 2-D scan with one E0 for the whole volume, so the normalization windows, and
+hence the maps, are the same in every slice. The quality mask is decided once on the whole
+volume (a slice above the sample has no particles for Otsu to find).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+
+from xanes_stream import __version__
+from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.analyze import ReferencesLike, _as_references, analyze
+from xanes_stream.pipeline.results import Maps
+from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
+from xanes_stream.spectra.masks import quality_mask
+from xanes_stream.spectra.normalize import find_e0
+
+#: Per-voxel maps of a volume, besides the fractions.
+VOLUME_MAPS = ("thickness", "error", "r_factor", "chi2_red", "edge_energy", "peak_energy")
+_KEV_LIMIT = 200.0
+_SAMPLE_SLICES = 8
+_SAMPLE_PIXELS = 16_384
+
+
+def _volume_settings(settings: AnalysisSettings | dict | None) -> AnalysisSettings:
+    """Settings for the slices: per-slice registration and clusters are off unless asked for
+    (volumes are aligned before reconstruction; clusters of separate slices do not match)."""
+    if isinstance(settings, AnalysisSettings):
+        return settings
+    base: dict = {"registration": {"method": "none"}, "mask": {"n_clusters": 0}}
+    for key, value in (settings or {}).items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return load_settings(base)
+
+
+def _volume_e0(volumes, energies: np.ndarray, mode: str, seed: int) -> float:
+    """E0 of the mean spectrum of a sample of voxels from a few slices spread along z (one
+    slice in memory at a time)."""
+    n, nz, ny, nx = volumes.shape
+    rng = np.random.default_rng(seed)
+    sums = np.zeros(n)
+    counts = np.zeros(n)
+    slices = np.unique(np.linspace(0, nz - 1, min(nz, _SAMPLE_SLICES)).round().astype(int))
+    per_slice = max(1, _SAMPLE_PIXELS // slices.size)
+    for z in slices:
+        plane = np.asarray(volumes[:, int(z)]).reshape(n, -1)
+        pick = rng.choice(ny * nx, size=min(ny * nx, per_slice), replace=False)
+        values = plane[:, pick].astype(np.float64)
+        del plane
+        if mode == "transmission":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = -np.log(values)
+        finite = np.isfinite(values)
+        sums += np.where(finite, values, 0.0).sum(axis=1)
+        counts += finite.sum(axis=1)
+    unique, inverse = np.unique(energies, return_inverse=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.bincount(inverse, weights=sums) / np.bincount(inverse, weights=counts)
+    if not np.isfinite(mean).all():
+        raise AnalysisError("some energies have no finite values in the sampled slices")
+    return find_e0(unique, mean)
+
+
+def _progress_callback(progress, total: int):
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="3D XANES", unit="slice")
+        return (lambda done, _total: bar.update(1)), bar.close
+    if callable(progress):
+        return progress, (lambda: None)
+    return (lambda done, _total: None), (lambda: None)
+
+
+def analyze_volume(
+    volumes,
+    energies: np.ndarray,
+    references: ReferencesLike,
+    *,
+    mode: Literal["absorbance", "transmission"] = "absorbance",
+    settings: AnalysisSettings | dict | None = None,
+    progress: bool | Callable[[int, int], None] = True,
+    chunk_slices: int = 8,
+) -> Maps:
+    """Chemical maps of a 3D XANES scan, slice by slice.
+
+    Parameters
+    ----------
+    volumes : (n_energy, nz, ny, nx) numpy array or h5py dataset of reconstructed absorption
+        (``absorbance``) or transmission I/I0 (``transmission``, -ln taken).
+    energies : (n_energy,) in eV or keV (detected).
+    references : as for :func:`~xanes_stream.pipeline.analyze.analyze`.
+    settings : as for ``analyze``; given as None or a dict, per-slice registration and
+        clustering are off unless the dict turns them on. ``normalization.e0`` None: one E0
+        from a sample of voxels of the whole volume.
+    progress : True: a tqdm bar; a callable: called ``progress(done, nz)`` per slice.
+    chunk_slices : z-slices read at once; memory beyond the maps is this many slices of the
+        input plus one slice's analysis.
+
+    Returns :class:`~xanes_stream.pipeline.results.Maps` with a z axis: ``fractions`` (k, nz,
+    ny, nx), the
+    other maps (nz, ny, nx); ``clusters`` are 0 (clusters of separate slices would not match),
+    ``shifts`` 0, ``mean_spectrum`` and ``mean_fit`` the slices' weighted by their masks.
+    """
+    started = time.perf_counter()
+    if getattr(volumes, "ndim", None) != 4:
+        raise AnalysisError(
+            f"volumes must be (n_energy, nz, ny, nx), got shape {getattr(volumes, 'shape', None)}"
+        )
+    if chunk_slices < 1:
+        raise AnalysisError(f"chunk_slices must be at least 1, got {chunk_slices}")
+    energies = np.asarray(energies, dtype=np.float64).ravel()
+    n, nz, ny, nx = volumes.shape
+    if energies.size != n:
+        raise AnalysisError(f"{energies.size} energies for {n} volumes: they must match")
+    if np.nanmax(energies) < _KEV_LIMIT:
+        energies = energies * 1000.0
+    settings = _volume_settings(settings)
+    if settings.normalization.e0 is None:
+        e0 = _volume_e0(volumes, energies, mode, settings.mask.seed)
+        normalization = settings.normalization.model_copy(update={"e0": e0})
+        settings = settings.model_copy(update={"normalization": normalization})
+    refs = _as_references(references)
+
+    k = len(refs)
+    out = {name: np.full((nz, ny, nx), np.nan, dtype=np.float32) for name in VOLUME_MAPS}
+    fractions = np.full((k, nz, ny, nx), np.nan, dtype=np.float32)
+    notes: set[str] = set()
+    fitted_energies = None
+    spectra = np.full((nz, 2, 0), np.nan)  # each slice's mean spectrum and its fit
+    on_slice, close = _progress_callback(progress, nz)
+    try:
+        for z0 in range(0, nz, chunk_slices):
+            z1 = min(z0 + chunk_slices, nz)
+            chunk = volumes[:, z0:z1]  # a view of an array; one read of a dataset
+            for j in range(z1 - z0):
+                maps = analyze(chunk[:, j], energies, refs, mode=mode, settings=settings)
+                fractions[:, z0 + j] = maps.fractions
+                for name in VOLUME_MAPS:
+                    out[name][z0 + j] = getattr(maps, name)
+                notes.update(maps.metadata["notes"])
+                fitted_energies = maps.energies
+                if spectra.shape[2] != maps.fit_energies.size:
+                    spectra = np.full((nz, 2, maps.fit_energies.size), np.nan)
+                spectra[z0 + j] = maps.mean_spectrum, maps.mean_fit
+                fit_energies = maps.fit_energies
+                on_slice(z0 + j + 1, nz)
+            del chunk
+    finally:
+        close()
+
+    mask, t_thr, r_thr = quality_mask(
+        out["thickness"],
+        out["r_factor"],
+        thickness_threshold=settings.mask.thickness_threshold,
+        r_factor_threshold=settings.mask.r_factor_threshold,
+    )
+    metadata = {
+        "software": "xanes-stream",
+        "version": __version__,
+        "mode": mode,
+        "references": [r.name for r in refs],
+        "settings": settings.model_dump(mode="json"),
+        "method": "fit",
+        "normalization": {"e0": settings.normalization.e0},
+        "thresholds": {"thickness": t_thr, "r_factor": r_thr},
+        "notes": sorted(notes),
+        "chunk_slices": chunk_slices,
+        "shape": [n, nz, ny, nx],
+        "timings": {"total": time.perf_counter() - started},
+    }
+    # the volume's mean spectrum: the slices', weighted by their pixels in the volume's mask
+    weights = mask.reshape(nz, -1).sum(axis=1).astype(np.float64)
+    usable = np.isfinite(spectra).all(axis=(1, 2)) & (weights > 0)
+    if usable.any():
+        total = weights[usable].sum()
+        mean_spectrum, mean_fit = np.einsum("z,zij->ij", weights[usable], spectra[usable]) / total
+    else:
+        mean_spectrum = mean_fit = np.full(spectra.shape[2], np.nan)
+    return Maps(
+        reference_names=[r.name for r in refs],
+        fractions=fractions,
+        mask=mask,
+        clusters=np.zeros((nz, ny, nx), dtype=np.int8),  # slices' clusters would not match
+        shifts=np.zeros((n, 2)),
+        energies=fitted_energies,
+        mean_spectrum=mean_spectrum,
+        mean_fit=mean_fit,
+        fit_energies=fit_energies,
+        metadata=metadata,
+        **out,
+    )
