@@ -63,7 +63,7 @@ class _Bars:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from xanes_stream.io import read_stack, write_maps
     from xanes_stream.io.stacks import image_ndim
-    from xanes_stream.pipeline.analyze import analyze
+    from xanes_stream.pipeline.scan import analyze_scan
     from xanes_stream.pipeline.settings import load_settings
 
     settings = _enable_products(load_settings(args.settings), args.products)
@@ -82,7 +82,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         ]
     if image_ndim(args.stack) == 4:
         return _analyze_volume(args, settings, references)
-    args.mode = args.mode or "transmission"
     stack = read_stack(
         args.stack, energies=_parse_energies(args.energies), flat_field=args.flat_field
     )
@@ -90,31 +89,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         log.info("%s", note)
     bars = _Bars()
     try:
-        maps = analyze(
+        maps = analyze_scan(
             stack.frames,
             stack.energies,
             references,
+            settings=settings,
+            library=library,
             dark=stack.dark,
             flat=stack.flat,
-            mode=args.mode,
-            settings=settings,
+            mode=args.mode or "transmission",
             progress=bars,
         )
     finally:
         bars.close()
-    if settings.products.enabled():
-        from xanes_stream.pipeline.products import run_products
-
-        maps.products = run_products(
-            stack.frames,
-            stack.energies,
-            maps,
-            settings,
-            library,
-            dark=stack.dark,
-            flat=stack.flat,
-            mode=args.mode,
-        )
     maps.metadata["source"] = str(args.stack)
     write_maps(maps, args.out)
     _print_summary(maps, stack.frames.shape)
@@ -133,10 +120,8 @@ def _analyze_volume(args: argparse.Namespace, settings, references) -> int:
     import h5py
 
     from xanes_stream.io import write_maps
-    from xanes_stream.pipeline.volume import analyze_volume
+    from xanes_stream.pipeline.scan import analyze_scan
 
-    if settings.products.enabled():
-        raise XanesStreamError("--products are for 2-D stacks; a volume gets the fitted maps")
     energies = _parse_energies(args.energies)
     with h5py.File(args.stack, "r") as f:
         if energies is None:
@@ -144,18 +129,20 @@ def _analyze_volume(args: argparse.Namespace, settings, references) -> int:
                 raise XanesStreamError(f"{args.stack}: no energies X_eng; give --energies")
             energies = f["X_eng"][()]
         volumes = f["img_xanes"]
-        vmaps = analyze_volume(
+        vmaps = analyze_scan(
             volumes,
             energies,
             references,
+            settings=settings,
             mode=args.mode or "absorbance",  # reconstructions are absorption
-            settings=settings.model_dump(exclude_unset=True),  # volume defaults + YAML's
             progress=True,
         )
     vmaps.metadata["source"] = str(args.stack)
     write_maps(vmaps, args.out)
     inside = vmaps.mask
     print(f"volume {tuple(volumes.shape)}: {int(inside.sum())} voxels in mask")
+    for note in vmaps.metadata["notes"]:
+        print(f"  note: {note}")
     for i, name in enumerate(vmaps.reference_names):
         print(
             f"  mean fraction in mask {name}: {float(np.nanmean(vmaps.fractions[i][inside])):.3f}"

@@ -25,10 +25,9 @@ from xanes_stream.documents.subscriber import SubscriberThread
 from xanes_stream.errors import XanesStreamError
 from xanes_stream.live.events import EventLog
 from xanes_stream.pipeline.analyze import analyze
-from xanes_stream.pipeline.products import run_products
-from xanes_stream.pipeline.results import Maps, jsonable
+from xanes_stream.pipeline.results import jsonable
+from xanes_stream.pipeline.scan import analyze_scan
 from xanes_stream.pipeline.series import SeriesSummary
-from xanes_stream.pipeline.volume import analyze_volume
 from xanes_stream.profiles import Profile, load_profile
 from xanes_stream.spectra.references import Reference, bundled_reference
 from xanes_stream.store.raw_runs import RawRunNotReady, read_scan, unanalysed_runs
@@ -490,24 +489,18 @@ class XanesService:
         settings = chosen.model_copy(  # frames were registered as they came
             update={"registration": chosen.registration.model_copy(update={"method": "none"})}
         )
-        if job.frames.ndim == 4:  # 3D XANES: a volume per energy
-            maps = self._analyze_volume(job, references, settings)
-        else:
-            maps = analyze(
-                job.frames,
-                job.energies,
-                references,
-                mode="absorbance",
-                settings=settings,
-                shifts=job.shifts,
-            )
-        if settings.products.enabled() and maps.thickness.ndim == 2:
-            extra = [n for n in settings.products.library or () if n not in job.references]
-            library = references + [self._reference(name) for name in extra]
-            maps.products = run_products(
-                job.frames, job.energies, maps, settings, library, mode="absorbance",
-                shifts=job.shifts,
-            )  # fmt: skip
+        extra = [n for n in settings.products.library or () if n not in job.references]
+        if not settings.products.enabled():
+            extra = []  # the library serves the products alone
+        maps = analyze_scan(
+            job.frames,
+            job.energies,
+            references,
+            settings=settings,
+            library=references + [self._reference(name) for name in extra],
+            mode="absorbance",  # the accumulator corrected the frames and took -ln
+            shifts=job.shifts,
+        )
         analysed = time.perf_counter() - started
         self._keep_stack(job, maps)
         shape = " x ".join(str(n) for n in job.frames.shape)
@@ -532,22 +525,6 @@ class XanesService:
         log.info(
             "%s: maps written to %s (%.2f s after its stop document)", label, uri, latency or 0
         )
-
-    @staticmethod
-    def _analyze_volume(job: ScanJob, references, settings) -> Maps:
-        """A 3D scan's maps, slice by slice (its frames are volumes: n_energy, nz, ny, nx)."""
-        mask = settings.mask.model_copy(update={"n_clusters": 0})  # slices' would not match
-        maps = analyze_volume(
-            job.frames,
-            job.energies,
-            references,
-            mode="absorbance",
-            settings=settings.model_copy(update={"mask": mask}),
-            progress=False,
-        )
-        if settings.products.enabled():
-            maps.metadata["notes"].append("analyses beyond the fit run on 2-D scans, not volumes")
-        return maps
 
     def _summarise_series(self, job: ScanJob, maps, *, write: bool = True) -> None:
         """Add the scan to its series' summary and (if ``write``) write the table to Tiled;
