@@ -1,0 +1,92 @@
+"""What the commands share: reference and energy arguments, progress bars, the Tiled client,
+the folder options."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from xanes_stream.errors import XanesStreamError
+
+log = logging.getLogger("xanes_stream")
+
+
+def parse_reference(text: str):
+    from xanes_stream.spectra.references import bundled_reference, read_reference
+
+    if "=" in text:
+        name, path = text.split("=", 1)
+        return read_reference(path, name.strip())
+    return bundled_reference(text.strip())
+
+
+def parse_energies(text: str | None) -> np.ndarray | None:
+    if text is None:
+        return None
+    path = Path(text)
+    if path.is_file():
+        return np.loadtxt(path, delimiter=None, ndmin=1, comments="#").ravel()
+    try:
+        return np.array([float(v) for v in text.replace(",", " ").split()])
+    except ValueError:
+        raise XanesStreamError(
+            f"--energies {text!r} is neither a file nor a list of numbers"
+        ) from None
+
+
+class ProgressBars:
+    """tqdm bars per analysis stage; they appear only for work longer than a second."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self._bars.get(stage)
+        if bar is None:
+            labels = {"register": "registering frames", "fit": "fitting pixel blocks"}
+            bar = self._tqdm(total=total, desc=labels.get(stage, stage), delay=1.0, leave=False)
+            self._bars[stage] = bar
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+def tiled_client(args: argparse.Namespace):
+    import os
+
+    from tiled.client import from_uri
+
+    key = os.environ.get("XANES_TILED_API_KEY")
+    if not key:
+        raise XanesStreamError("set XANES_TILED_API_KEY to the Tiled server's API key")
+    try:
+        return from_uri(args.tiled_uri, api_key=key)
+    except Exception as exc:
+        raise XanesStreamError(f"cannot reach Tiled at {args.tiled_uri}: {exc}") from None
+
+
+def results_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results-dir",
+        default=os.environ.get("XANES_RESULTS_DIR"),
+        help="folder in the Tiled server's readable_storage: each scan's maps are written "
+        "there as one HDF5 file and registered in one request (default $XANES_RESULTS_DIR; "
+        "unset: every map is uploaded)",
+    )
+
+
+def state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        help="spooled results and status.json "
+        "(default $XANES_STATE_DIR or ~/.local/state/xanes-stream)",
+    )

@@ -1,0 +1,101 @@
+"""``xanes-stream serve`` and ``status``: the live service, and how it is doing."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xanes_stream.cli.common import log, results_dir_option, state_dir_option
+from xanes_stream.errors import XanesStreamError
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from xanes_stream.live.service import ServiceConfig, XanesService
+
+    config = ServiceConfig(
+        tiled_uri=args.tiled_uri,
+        zmq_address=args.zmq,
+        profile=args.profile,
+        results_root=args.root,
+        results_dir=args.results_dir,
+        allowed_roots=args.allowed_root,
+        allow_pickle=args.allow_pickle,
+        **({"state_dir": args.state_dir} if args.state_dir else {}),
+        web_port=args.web_port,
+        web_host=args.web_host,
+    )
+    if config.api_key is None:
+        raise XanesStreamError("set XANES_TILED_API_KEY: results are written with it")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    service = XanesService(config).start()
+    if service.web is not None:
+        print(f"live page: {service.web.url}", flush=True)
+    try:
+        while not stop.wait(60):
+            log.info("status: %s", service.status())
+    finally:
+        service.stop()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from xanes_stream.live.service import ServiceConfig
+
+    folder = Path(args.state_dir or ServiceConfig().state_dir)
+    path = folder / "status.json"
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise XanesStreamError(f"no status at {path}: is the service running there?") from None
+    age = time.time() - float(status.get("updated") or 0)
+    if args.json:
+        print(json.dumps(status, indent=1))
+    else:
+        for key, value in status.items():
+            if key != "updated":
+                print(f"{key:>20}: {value}")
+        print(f"{'status written':>20}: {age:.0f} s ago")
+    if age > 10:
+        print(f"the service has not written its status for {age:.0f} s: is it running?")
+        return 1
+    return 0 if status.get("listening") and not status.get("spooled") else 1
+
+
+def add_commands(sub) -> None:
+    """Register ``serve`` and ``status``."""
+    p = sub.add_parser("serve", help="analyse live energy scans from 0MQ into Tiled")
+    p.add_argument("--profile", default="sim", help="bundled profile name or a YAML file")
+    p.add_argument("--tiled-uri", default="http://127.0.0.1:8000")
+    p.add_argument("--zmq", default="127.0.0.1:5578", help="0MQ proxy output, host:port")
+    p.add_argument("--root", default="xanes", help="Tiled container for the maps")
+    results_dir_option(p)
+    state_dir_option(p)
+    p.add_argument(
+        "--allowed-root",
+        action="append",
+        default=[],
+        help="folder detector files may be read from (repeat)",
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept pickled documents (unsafe: only on a trusted network)",
+    )
+    p.add_argument(
+        "--web-port", type=int, default=None, help="serve the live page on this port (0: any)"
+    )
+    p.add_argument("--web-host", default="127.0.0.1", help="address of the live page")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("status", help="how a running service is doing (from its state dir)")
+    state_dir_option(p)
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
