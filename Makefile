@@ -26,6 +26,7 @@ bench: $(STAMP)  ## benchmarks beside PyXAS and the memory-bandwidth floor
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
