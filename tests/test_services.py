@@ -252,7 +252,7 @@ def test_proxy_stops_and_frees_its_ports():
 
 def test_publisher_without_a_proxy_fails_fast():
     from xanes_stream.devtools.launcher import free_port
-    from xanes_stream.sim.devices import BeamlineError
+    from xanes_stream.sim.txm import BeamlineError
 
     t0 = time.monotonic()
     with pytest.raises(BeamlineError, match="no 0MQ proxy"):

@@ -18,9 +18,10 @@ from xanes_stream.documents import codec
 from xanes_stream.documents.codec import DocumentError
 from xanes_stream.errors import XanesStreamError
 from xanes_stream.sim.beamline import make_beamline, xanes_scan
-from xanes_stream.sim.devices import DATASET, BeamlineError
+from xanes_stream.sim.devices import DATASET
 from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.sim.run import run_simulated_experiment
+from xanes_stream.sim.txm import BeamlineError
 
 ENERGIES = [8250.0, 8330.0, 8345.0, 8350.0, 8360.0, 8400.0]
 SHAPE = (48, 64)

@@ -26,15 +26,12 @@ from xanes_stream.sim.devices import (
     CLOSED,
     IN_BEAM_TOLERANCE,
     OPEN,
-    BeamlineError,
     HDF5Camera,
     InlineCamera,
-    ScanTruth,
     SimAxis,
-    SimSettings,
-    TXMSimulator,
 )
 from xanes_stream.sim.phantom import ni_edge_energies
+from xanes_stream.sim.txm import BeamlineError, ScanTruth, SimSettings, TXMSimulator
 
 __all__ = [
     "MD_VERSION",

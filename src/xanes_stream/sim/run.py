@@ -22,7 +22,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from xanes_stream.documents import codec
 from xanes_stream.sim.beamline import Beamline, make_beamline
-from xanes_stream.sim.devices import BeamlineError, ScanTruth
+from xanes_stream.sim.txm import BeamlineError, ScanTruth
 
 __all__ = ["SimulatedRun", "connect_publisher", "run_simulated_experiment"]
 
@@ -102,7 +102,7 @@ def run_simulated_experiment(
     arrive in Tiled later, at the latest at ``stop``), then to the 0MQ proxy at
     ``proxy_in_address`` (``host:port``) with the safe msgpack codec, then to ``callbacks``.
     ``tiled_uri`` or ``proxy_in_address`` may be None to skip that leg. ``settings`` are
-    further :class:`~xanes_stream.sim.devices.SimSettings` fields. Returns the raw runs in
+    further :class:`~xanes_stream.sim.txm.SimSettings` fields. Returns the raw runs in
     order, each with its ground truth (``truth.uid`` is set too).
     """
     beamline: Beamline = make_beamline(
