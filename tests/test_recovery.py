@@ -101,7 +101,7 @@ def test_flooding_the_proxy_loses_no_scan(live):
         name="primary", data_keys={"x": {"source": "s", "dtype": "array", "shape": [16384]}}
     )
     event = bundle.compose_event(data={"x": np.zeros(16384, np.float32)}, timestamps={"x": 0.0})
-    finished, sent = threading.Event(), {"n": 0}
+    finished, sent, stall = threading.Event(), {"n": 0}, threading.Event()
 
     def flood():
         publisher = connect_publisher(live.proxy.in_address)
@@ -115,9 +115,18 @@ def test_flooding_the_proxy_loses_no_scan(live):
 
     def stall_consumer_midway(name, doc):  # the service busy for 3 s, as under load
         if name == "event" and doc.get("seq_num") == 15:
-            loop = live.service._subscriber.dispatcher.loop
-            loop.call_soon_threadsafe(time.sleep, 3.0)
+            stall.set()
 
+    subscriber = live.service._subscriber
+    route = subscriber.callback
+
+    def stalling_route(name, doc):  # in the subscriber's thread
+        if stall.is_set():
+            stall.clear()
+            time.sleep(3.0)
+        route(name, doc)
+
+    subscriber.callback = stalling_route
     flooder = threading.Thread(target=flood)
     flooder.start()
     before = dict(live.service.counts)
@@ -137,6 +146,7 @@ def test_flooding_the_proxy_loses_no_scan(live):
     finally:
         finished.set()
         flooder.join(60)
+        subscriber.callback = route
     assert sent["n"] > 10_000, sent
     (record,) = live.service.wait_for([run.uid], WAIT)
     assert record is not None and record.status == "done", record and record.reason

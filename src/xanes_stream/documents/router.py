@@ -20,7 +20,7 @@ from xanes_stream.documents.accumulator import ScanAccumulator
 from xanes_stream.documents.codec import DocumentError
 from xanes_stream.documents.external import ExternalFrames
 from xanes_stream.errors import XanesStreamError
-from xanes_stream.pipeline.settings import AnalysisSettings
+from xanes_stream.pipeline.settings import AnalysisSettings, merge_settings
 from xanes_stream.profiles import Profile
 
 log = logging.getLogger(__name__)
@@ -114,10 +114,12 @@ class ScanCallback(DocumentRouter):
             references=list(md.get("references") or profile.references),
             received_at=time.time(),
         )
+        settings, overrides = profile.settings, md.get("settings")
         try:
-            settings = _settings_for(profile, md)
+            if isinstance(overrides, dict):
+                settings = merge_settings(profile.settings, overrides)
         except XanesStreamError as exc:  # bad overrides: the run gets a record of why
-            settings, self.job.failure = profile.settings, f"md['xanes']['settings']: {exc}"
+            self.job.failure = f"md['xanes']['settings']: {exc}"
         self.job.settings = settings
         self.expected = start.get("num_points") or len(md.get("energies") or []) or None
         self.accumulator = ScanAccumulator(
@@ -263,27 +265,6 @@ class ScanCallback(DocumentRouter):
     def _fail(self, reason: str, log_level=logging.ERROR) -> None:
         self.job.failure = reason
         log.log(log_level, "%s: %s", self.accumulator.label, reason)
-
-
-def _settings_for(profile: Profile, md: dict) -> AnalysisSettings:
-    overrides = md.get("settings")
-    if not isinstance(overrides, dict):
-        return profile.settings
-    from xanes_stream.pipeline.settings import load_settings
-
-    merged = _deep_merge(profile.settings.model_dump(), overrides)
-    return load_settings(merged)
-
-
-def _deep_merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = (
-            _deep_merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
 
 
 class SafeRouter:

@@ -153,3 +153,36 @@ def load_settings(source: AnalysisSettings | dict | str | Path | None) -> Analys
         return AnalysisSettings.model_validate(source)
     except ValidationError as exc:
         raise SettingsError(f"invalid settings: {describe_validation_error(exc)}") from None
+
+
+def merge_settings(base: AnalysisSettings, update: dict) -> AnalysisSettings:
+    """``base`` with ``update`` merged onto it section by section, validated.
+
+    Parameters
+    ----------
+    base : AnalysisSettings
+        The settings to start from (a profile's, a file's).
+    update : dict
+        Overrides, nested like the settings (``{"fit": {"method": "lstsq"}}``); a dict
+        merges into the section it names, anything else replaces the value.
+
+    Returns
+    -------
+    AnalysisSettings
+        New settings; ``base`` is unchanged.
+
+    Raises
+    ------
+    SettingsError
+        If the merged settings do not validate; the message names the field.
+    """
+
+    def merged(into: dict, new: dict) -> dict:
+        out = dict(into)
+        for key, value in new.items():
+            inner = out.get(key)
+            both = isinstance(value, dict) and isinstance(inner, dict)
+            out[key] = merged(inner, value) if both else value
+        return out
+
+    return load_settings(merged(base.model_dump(), update))

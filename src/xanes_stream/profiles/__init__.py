@@ -19,6 +19,8 @@ from xanes_stream.pipeline.settings import AnalysisSettings, describe_validation
 
 
 class Streams(BaseModel):
+    """Names of the streams that hold the scan's frames, its dark and its flat frames."""
+
     model_config = ConfigDict(extra="forbid")
     primary: str = "primary"
     dark: str = "dark"
@@ -39,18 +41,16 @@ class Profile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    description: str = ""
-    technique: Literal["txm", "fluorescence", "ptychography"] = "txm"
     mode: Literal["transmission", "fluorescence", "absorbance"] = "transmission"
     image_key: str
     energy_key: str
     energy_units: Literal["eV", "keV"] = "eV"
     i0_key: str | None = Field(None, description="incident intensity per event (fluorescence)")
     streams: Streams = Streams()
-    dark_flat_source: Literal["streams", "start_uids", "none"] = Field(
+    dark_flat_source: Literal["streams", "none"] = Field(
         "streams",
-        description="streams: named streams of the same run; start_uids: runs whose uids are "
-        "md['dark_uid'] / md['flat_uid'] (read from Tiled); none: frames are already corrected",
+        description="streams: dark and flat frames come in the named streams of the same run "
+        "(a transmission scan needs a flat); none: no flat is required",
     )
     references: list[str] = Field(default_factory=list, description="default library entries")
     runs: RunSelection = RunSelection()
@@ -61,12 +61,36 @@ class Profile(BaseModel):
 
 
 def bundled_profiles() -> list[str]:
+    """Names of the profiles that come with the package.
+
+    Returns
+    -------
+    list of str
+        Sorted names, each loadable with :func:`load_profile`.
+    """
     folder = resources.files(__package__)
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
-    """A bundled profile by name (``sim``, ``fxi``, ``nanoxanes``) or a YAML file by path."""
+    """A bundled profile by name (``sim``, ``fxi``, ``nanoxanes``) or a YAML file by path.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A bundled profile's name (no suffix), or the path of a YAML file.
+
+    Returns
+    -------
+    Profile
+        The validated profile.
+
+    Raises
+    ------
+    SettingsError
+        If there is no such profile, or it is unreadable, not YAML or invalid (the message
+        names the field).
+    """
     path = Path(name_or_path)
     if not path.suffix:
         bundled = resources.files(__package__) / f"{name_or_path}.yaml"
