@@ -109,21 +109,22 @@ _METHODS = ("pca", "nmf", "ica", "svd", "fa")
 def _enable_products(settings, names: str | None):
     """``settings`` with the comma-separated analyses ``names`` enabled (``nmf``, ``pca``, ...
     enable the decomposition with that method); other parameters stay as the settings say."""
+    from xanes_stream.pipeline.settings import merge_settings
+
     if not names:
         return settings
-    products = settings.products
-    known = products.analyses()
+    known = settings.products.analyses()
+    update: dict[str, dict] = {}
     for name in (n.strip() for n in names.split(",") if n.strip()):
-        update: dict = {"enabled": True}
+        section: dict = {"enabled": True}
         if name in _METHODS:
-            name, update["method"] = "decomposition", name
+            name, section["method"] = "decomposition", name
         if name not in known:
             raise XanesStreamError(
                 f"--products: unknown analysis {name!r}; have {known + list(_METHODS)}"
             )
-        section = getattr(products, name).model_copy(update=update)
-        products = products.model_copy(update={name: section})
-    return settings.model_copy(update={"products": products})
+        update.setdefault(name, {}).update(section)
+    return merge_settings(settings, {"products": update})
 
 
 def _print_products(products: dict) -> None:
