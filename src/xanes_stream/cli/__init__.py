@@ -16,7 +16,7 @@ log = logging.getLogger("xanes_stream")
 
 
 def _parse_reference(text: str):
-    from xanes_stream.spectra.references import bundled_reference, read_reference
+    from xanes_stream.io.references import bundled_reference, read_reference
 
     if "=" in text:
         name, path = text.split("=", 1)
@@ -72,7 +72,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise XanesStreamError("give at least one --reference NAME=FILE (or a bundled NAME)")
     library = references
     if args.library:
-        from xanes_stream.spectra.library import load_library
+        from xanes_stream.io.references import load_library
 
         library = load_library(args.library)
     elif settings.products.library:
@@ -176,7 +176,9 @@ def _stack_energies(text: str) -> np.ndarray:
             energies = np.asarray(f["X_eng"][()], dtype=float).ravel()
     else:
         energies = _parse_energies(text)
-    return energies * 1000.0 if np.nanmax(energies) < 200.0 else energies
+    from xanes_stream.spectra.energies import to_ev
+
+    return to_ev(energies)
 
 
 def cmd_ml_train(args: argparse.Namespace) -> int:
@@ -343,7 +345,7 @@ def cmd_references(args: argparse.Namespace) -> int:
     if args.action == "add":
         if args.name and len(args.files) != 1:
             raise XanesStreamError("--name goes with exactly one file")
-        from xanes_stream.spectra.references import read_reference
+        from xanes_stream.io.references import read_reference
 
         for path in args.files:
             reference = read_reference(path, args.name)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from xanes_stream.documents.router import SafeRouter, ScanJob
 from xanes_stream.documents.subscriber import SubscriberThread
 from xanes_stream.errors import XanesStreamError
+from xanes_stream.io.references import bundled_reference
 from xanes_stream.live.events import EventLog
 from xanes_stream.pipeline.analyze import analyze
 from xanes_stream.pipeline.products import run_products
@@ -30,7 +31,7 @@ from xanes_stream.pipeline.results import Maps, jsonable
 from xanes_stream.pipeline.series import SeriesSummary
 from xanes_stream.pipeline.volume import analyze_volume
 from xanes_stream.profiles import Profile, load_profile
-from xanes_stream.spectra.references import Reference, bundled_reference
+from xanes_stream.spectra.references import Reference
 from xanes_stream.store.raw_runs import RawRunNotReady, read_scan, unanalysed_runs
 from xanes_stream.store.spool import Spool, SpoolFlusher, is_outage
 from xanes_stream.store.tiled_store import TiledResultStore
