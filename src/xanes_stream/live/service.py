@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from xanes_stream.documents.router import SafeRouter, ScanJob
 from xanes_stream.documents.subscriber import SubscriberThread
 from xanes_stream.errors import XanesStreamError
+from xanes_stream.io.models import load_model
 from xanes_stream.io.references import bundled_reference
 from xanes_stream.live.events import EventLog
 from xanes_stream.pipeline.analyze import analyze
@@ -507,7 +508,7 @@ class XanesService:
             library = references + [self._reference(name) for name in extra]
             maps.products = run_products(
                 job.frames, job.energies, maps, settings, library, mode="absorbance",
-                shifts=job.shifts,
+                shifts=job.shifts, load_model=load_model,
             )  # fmt: skip
         analysed = time.perf_counter() - started
         self._keep_stack(job, maps)

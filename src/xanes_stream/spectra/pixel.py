@@ -36,21 +36,24 @@ class SpectrumFit:
     edge_step: float
 
     def as_dict(self) -> dict:
-        """Plain lists and floats (NaN as None) for JSON."""
-        from xanes_stream.pipeline.results import jsonable
+        """The fit as plain lists and floats (NaN stays NaN: JSON writers such as the web
+        view's turn it into null).
 
-        return jsonable(
-            {
-                "energies": self.energies,
-                "normalized": self.normalized,
-                "fit": self.fit,
-                "components": dict(zip(self.reference_names, self.components, strict=True)),
-                "fractions": dict(zip(self.reference_names, self.coefficients, strict=True)),
-                "r_factor": self.r_factor,
-                "edge_step": self.edge_step,
-            },
-            finite=True,
-        )
+        Returns
+        -------
+        dict
+            ``energies``, ``normalized``, ``fit``, ``components`` and ``fractions`` (by
+            reference name), ``r_factor``, ``edge_step``.
+        """
+        return {
+            "energies": self.energies.tolist(),
+            "normalized": self.normalized.tolist(),
+            "fit": self.fit.tolist(),
+            "components": dict(zip(self.reference_names, self.components.tolist(), strict=True)),
+            "fractions": dict(zip(self.reference_names, self.coefficients.tolist(), strict=True)),
+            "r_factor": float(self.r_factor),
+            "edge_step": float(self.edge_step),
+        }
 
 
 def windows_from(normalization: Mapping) -> EdgeWindows:
