@@ -140,7 +140,7 @@ class ScanAccumulator:
 
 
 def _shift_keep_nan(frame: np.ndarray, ready) -> np.ndarray:
-    from xanes_stream.imaging.registration import shift_frame
+    from xanes_stream.imaging.shift import shift_frame
 
     if np.array_equal(ready.aligned.shape, frame.shape) and np.isfinite(frame).all():
         return ready.aligned

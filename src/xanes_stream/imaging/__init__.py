@@ -14,9 +14,9 @@ _LAZY = {
     "FrameRegistrar": "registration",
     "PhaseCorrelator": "registration",
     "RegisteredFrame": "registration",
-    "bilinear_noise": "registration",
+    "bilinear_noise": "shift",
     "register_stack": "registration",
-    "shift_frame": "registration",
+    "shift_frame": "shift",
 }
 
 __all__ = sorted(_LAZY)

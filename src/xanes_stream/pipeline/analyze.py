@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from xanes_stream import __version__
 from xanes_stream.errors import AnalysisError
-from xanes_stream.imaging.registration import bilinear_noise
+from xanes_stream.imaging.shift import bilinear_noise
 from xanes_stream.pipeline.few_energy import few_energy_maps
 from xanes_stream.pipeline.frames import (
     average_groups,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from xanes_stream.errors import AnalysisError
-from xanes_stream.imaging.registration import shift_frame
+from xanes_stream.imaging.shift import shift_frame
 from xanes_stream.pipeline.analyze import Mode
 from xanes_stream.pipeline.frames import (
     check_inputs,
@@ -55,6 +55,17 @@ def normalize_stack(
     The result's ``edge_step`` equals analyze's ``thickness`` map; ``mask`` is the pixels whose
     edge step is above Otsu's threshold (or ``settings.mask.thickness_threshold``). Pixels with
     more than ``settings.max_bad_fraction`` non-finite values or no edge step are NaN.
+
+    Parameters
+    ----------
+    frames, energies, dark, flat, i0, mode, settings, shifts
+        As for :func:`~xanes_stream.pipeline.analyze.analyze`.
+    apply_shifts : numpy.ndarray, optional
+        (n_frames, 2) translations to apply instead of registering.
+
+    Returns
+    -------
+    NormalizedStack
     """
     settings = load_settings(settings)
     frames, energies = check_inputs(frames, energies, dark, flat, i0, mode)

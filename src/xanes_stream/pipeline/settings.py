@@ -138,7 +138,18 @@ class AnalysisSettings(_Section):
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem: ``field.path: message``."""
+    """One line per problem: ``field.path: message``.
+
+    Parameters
+    ----------
+    error : pydantic.ValidationError
+        The error.
+
+    Returns
+    -------
+    str
+        The problems joined by "; ".
+    """
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "settings"
@@ -147,7 +158,17 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def load_settings(source: AnalysisSettings | dict | str | Path | None) -> AnalysisSettings:
-    """Settings from a model, a dict, a YAML file, or defaults; raises :class:`SettingsError`."""
+    """Settings from a model, a dict, a YAML file, or defaults; raises :class:`SettingsError`.
+
+    Parameters
+    ----------
+    source : AnalysisSettings, dict, str, pathlib.Path or None
+        The settings, a dict of them, a YAML file, or None for the defaults.
+
+    Returns
+    -------
+    AnalysisSettings
+    """
     if source is None:
         return AnalysisSettings()
     if isinstance(source, AnalysisSettings):

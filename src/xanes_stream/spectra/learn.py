@@ -64,6 +64,30 @@ def training_set(
     N(0, ``shift``) eV, and given Gaussian noise whose level is log-uniform between
     ``noise``/10 and ``noise`` (thick and thin pixels). ``target="edge_energy"`` labels each
     spectrum with the E0 of its noise-free mixture (derivative maximum) instead.
+
+    Parameters
+    ----------
+    references : sequence of Reference
+        The references mixed.
+    energies : numpy.ndarray
+        (n_energy,) eV the spectra are made on.
+    n : int
+        Number of spectra.
+    noise : float
+        Largest noise level (normalized units).
+    rng : numpy.random.Generator or int, optional
+        Randomness or its seed.
+    target : {"fractions", "edge_energy"}
+        What the labels are.
+    scale, shift, pure_share
+        Edge-step error range, energy misalignment (eV, 1 sigma), share of pure spectra.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        (n, n_energy) float32 spectra.
+    y : numpy.ndarray
+        (n, k) fractions or (n, 1) E0, float32.
     """
     rng = np.random.default_rng(rng)
     energies = np.asarray(energies, dtype=np.float64)
@@ -109,7 +133,32 @@ def train(
     (one hidden layer of 32, L-BFGS, at most 500 iterations, on standardized targets) or a
     random forest (100 trees). ``energies`` and ``targets`` are kept on the pipeline
     (``xanes_energies_``, ``xanes_targets_``) so a saved model knows what it expects and
-    predicts."""
+    predicts.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (n, n_energy) spectra.
+    y : numpy.ndarray
+        (n,) or (n, m) targets.
+    model : {"mlp", "forest"}
+        The regressor.
+    reduce : {"standard", "pca"}
+        The first step.
+    n_components : int
+        PCA components.
+    seed : int
+        Seed of every random step.
+    energies : numpy.ndarray, optional
+        The spectra's energies (eV), kept on the model.
+    targets : sequence of str, optional
+        The targets' names, kept on the model.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        The fitted model.
+    """
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.decomposition import PCA
     from sklearn.ensemble import RandomForestRegressor
@@ -163,7 +212,22 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict:
-    """MSE, MAE and R^2 of the model on (X, y), over all targets and per target."""
+    """MSE, MAE and R^2 of the model on (X, y), over all targets and per target.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted model with ``predict``.
+    x : numpy.ndarray
+        (n, n_energy) spectra.
+    y : numpy.ndarray
+        (n,) or (n, m) true targets.
+
+    Returns
+    -------
+    dict
+        ``mse``, ``mae``, ``r2``, ``n`` and ``per_target`` (the same per target name).
+    """
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     y = np.asarray(y)
@@ -211,6 +275,26 @@ def predict_maps(
     ``spectra`` are normalized (n_energy, ny, nx). When the model knows its energies
     (``xanes_energies_``) and ``energies`` are given, the spectra are interpolated onto them.
     ``simplex`` clips predictions at 0 and divides by their sum (fractions).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted model with ``predict``.
+    spectra : numpy.ndarray
+        (n_energy, ny, nx) normalized spectra.
+    mask : numpy.ndarray, optional
+        (ny, nx) bool: the pixels to predict.
+    energies : numpy.ndarray, optional
+        (n_energy,) eV of the spectra.
+    simplex : bool
+        Make the predictions fractions.
+    chunk_pixels : int
+        Pixels predicted at a time.
+
+    Returns
+    -------
+    numpy.ndarray
+        (m, ny, nx) float32.
     """
     spectra = np.asarray(spectra)
     if spectra.ndim != 3:

@@ -18,7 +18,24 @@ def variant(
     broaden: float = 0.0,
 ) -> Reference:
     """The edge-normalized ``reference`` moved by ``shift`` eV and/or convolved with a Gaussian
-    of ``broaden`` eV standard deviation (on a 0.1 eV grid), as a new library entry."""
+    of ``broaden`` eV standard deviation (on a 0.1 eV grid), as a new library entry.
+
+    Parameters
+    ----------
+    reference : Reference
+        The entry to vary.
+    name : str
+        The new entry's name.
+    shift : float
+        Energy shift (eV).
+    broaden : float
+        Gaussian standard deviation (eV); 0: none.
+
+    Returns
+    -------
+    Reference
+        Edge-normalized.
+    """
     base = unit_step(reference)
     energy, mu = base.energy, base.mu
     if broaden > 0:

@@ -57,7 +57,17 @@ class SpectrumFit:
 
 
 def windows_from(normalization: Mapping) -> EdgeWindows:
-    """The :class:`EdgeWindows` of a maps' ``metadata["normalization"]``."""
+    """The :class:`EdgeWindows` of a maps' ``metadata["normalization"]``.
+
+    Parameters
+    ----------
+    normalization : mapping
+        ``e0``, ``pre_edge``, ``post_edge``, ``post_edge_order`` and ``fit_range``.
+
+    Returns
+    -------
+    EdgeWindows
+    """
     try:
         return EdgeWindows(
             e0=float(normalization["e0"]),
@@ -79,7 +89,27 @@ def fit_normalized(
     sum_to_one: str = "none",
     edge_step: float = float("nan"),
 ) -> SpectrumFit:
-    """Fit one normalized spectrum (on ``energies``, eV) by the references, as analyze does."""
+    """Fit one normalized spectrum (on ``energies``, eV) by the references, as analyze does.
+
+    Parameters
+    ----------
+    normalized : numpy.ndarray
+        (n_fit,) normalized spectrum.
+    energies : numpy.ndarray
+        (n_fit,) eV.
+    references : sequence of Reference
+        The fit's references.
+    method : str
+        As for :func:`~xanes_stream.spectra.fit.solve`.
+    sum_to_one : {"none", "normalize", "constrain"}
+        As the fit settings say.
+    edge_step : float
+        The pixel's edge step, reported as is.
+
+    Returns
+    -------
+    SpectrumFit
+    """
     energies = np.asarray(energies, dtype=np.float64)
     y = np.asarray(normalized, dtype=np.float64)
     if y.shape != energies.shape:
@@ -118,6 +148,27 @@ def pixel_spectrum(
 
     Frames are sorted by energy and repeated energies averaged, as in analyze; with
     ``energies_used`` (``maps.energies``) frames analyze dropped are left out too.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        (n, ny, nx) optical density.
+    energies : numpy.ndarray
+        (n,) eV.
+    y, x : int
+        The pixel.
+    references : sequence of Reference
+        The fit's references.
+    normalization : mapping
+        ``maps.metadata["normalization"]``.
+    energies_used : numpy.ndarray, optional
+        ``maps.energies``: the energies analyze kept.
+    method, sum_to_one
+        As for :func:`fit_normalized`.
+
+    Returns
+    -------
+    SpectrumFit
     """
     frames = np.asarray(frames)
     energies = np.asarray(energies, dtype=np.float64).ravel()

@@ -42,7 +42,19 @@ class Reference:
 
 
 def looks_normalized(energy: np.ndarray, mu: np.ndarray) -> bool:
-    """Guess whether a spectrum is edge-normalized: ~0 before the edge and ~1 well after."""
+    """Guess whether a spectrum is edge-normalized: ~0 before the edge and ~1 well after.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        (n,) eV.
+    mu : numpy.ndarray
+        (n,) absorption.
+
+    Returns
+    -------
+    bool
+    """
     n = mu.size
     head = np.median(mu[: max(3, n // 20)])
     tail = np.median(mu[-max(3, n // 10) :])
@@ -55,6 +67,16 @@ def unit_step(reference: Reference) -> Reference:
     A reference's edge step is best measured over its full range (a XANES scan's short
     post-edge window holds white-line tails and oscillations), so raw references are
     normalized here, once, and the scan's pixels carry any window bias as a common factor.
+
+    Parameters
+    ----------
+    reference : Reference
+        Raw or normalized.
+
+    Returns
+    -------
+    Reference
+        Normalized (``reference`` itself when it already is).
     """
     if reference.normalized:
         return reference
@@ -71,6 +93,20 @@ def reference_matrix(
     """The edge-normalized references on ``energies`` as columns of an (n_energy, k) matrix.
 
     Raises :class:`ReferenceError` when a reference does not cover ``fit_range`` (eV).
+
+    Parameters
+    ----------
+    references : list of Reference
+        Uniquely named references.
+    energies : numpy.ndarray
+        (n_energy,) eV.
+    fit_range : (float, float)
+        Absolute range (eV) every reference must cover.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_energy, k).
     """
     energies = np.asarray(energies, dtype=np.float64)
     names = [r.name for r in references]
