@@ -63,7 +63,7 @@ def child(what: str, folder: Path) -> dict:
         result["seconds"] = min(times)
     elif what in ("ours", "ours_admm"):
         from xanes_stream import analyze
-        from xanes_stream.spectra.references import bundled_reference
+        from xanes_stream.io.references import bundled_reference
 
         refs = [bundled_reference("NiO"), bundled_reference("LiNiO2")]
         settings = {"registration": {"method": "none"}}

@@ -19,13 +19,12 @@ import numpy as np
 from bench_products import peak_memory
 
 from xanes_stream import analyze
-from xanes_stream.imaging import particles
-from xanes_stream.pipeline.products import ml
+from xanes_stream.pipeline.products import fronts, ml, particles
 from xanes_stream.pipeline.results import NormalizedStack
 from xanes_stream.pipeline.series import SeriesSummary
 from xanes_stream.pipeline.volume import analyze_volume
 from xanes_stream.sim.phantom import make_phantom
-from xanes_stream.spectra import fronts
+from xanes_stream.spectra import learn
 from xanes_stream.spectra.normalize import EdgeOperator, edge_windows
 
 SETTINGS = {"registration": {"method": "none"}}
@@ -119,7 +118,7 @@ def main() -> None:
     x, y = timed(
         f"ml: training set ({args.n_train} spectra)",
         rows,
-        ml.training_set,
+        learn.training_set,
         refs,
         normalized.energies,
         args.n_train,
@@ -130,7 +129,7 @@ def main() -> None:
     model = timed(
         "ml: train MLP (standard)",
         rows,
-        ml.train,
+        learn.train,
         x,
         y,
         energies=normalized.energies,
@@ -139,17 +138,17 @@ def main() -> None:
     predicted = timed(
         "ml: predict every pixel (1 Mpx)" if args.size == 1024 else "ml: predict",
         rows,
-        ml.predict_maps,
+        learn.predict_maps,
         model,
         normalized.spectra,
         None,
         simplex=True,
     )
-    forest = ml.train(x, y, "forest", "pca", energies=normalized.energies, targets=names)
+    forest = learn.train(x, y, "forest", "pca", energies=normalized.energies, targets=names)
     timed(
         "ml: predict every pixel, forest (pca)",
         rows,
-        ml.predict_maps,
+        learn.predict_maps,
         forest,
         normalized.spectra,
         None,

@@ -1,7 +1,8 @@
 """A 10-entry Ni K-edge library for tests: the real measured references plus variants of them."""
 
+from xanes_stream.io.references import bundled_reference
 from xanes_stream.spectra.library import variant
-from xanes_stream.spectra.references import bundled_reference, unit_step
+from xanes_stream.spectra.references import unit_step
 
 #: Cu K edge (8980.5 eV) moved onto the Ni K edge (8331.5 eV): a real, different edge shape.
 CU_TO_NI = 8331.5 - 8980.5

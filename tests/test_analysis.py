@@ -8,9 +8,10 @@ from conftest import core, fraction_errors
 
 from xanes_stream import AnalysisError, analyze
 from xanes_stream.errors import ReferenceError, SettingsError
+from xanes_stream.io.references import bundled_reference
 from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra.features import edge_energy
-from xanes_stream.spectra.references import Reference, bundled_reference
+from xanes_stream.spectra.references import Reference
 
 
 @pytest.fixture(scope="module")

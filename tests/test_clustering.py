@@ -38,7 +38,7 @@ def test_elbow_finds_the_kinds(kinds):
     inside = core(p)
     product = cluster_spectra(stack, mask=stack.mask & inside)
     assert product.metadata["k"] == 3
-    labels = product.images["clusters/labels"]
+    labels = product.labels
     assert labels[~inside].max() == 0
     found = []
     for j in range(3):
@@ -50,7 +50,7 @@ def test_elbow_finds_the_kinds(kinds):
     assert found[2] == 1
     # each cluster's mean spectrum is its reference's, as a mask it selects that kind
     truth = p.true_spectra()
-    spectra = product.spectra["clusters/spectra"]
+    spectra = product.spectra
     for j, label in enumerate(found):
         expected = truth[:, inside & (kind == j)].mean(axis=1)
         scale = expected @ spectra[label - 1] / (spectra[label - 1] @ spectra[label - 1])
@@ -64,7 +64,7 @@ def test_explicit_k_and_adapter(kinds):
     assert product.metadata["k"] == 2 and product.metadata["k_chosen_by"] == "explicit"
     assert set(np.unique(product.images["clusters/labels"])) == {0, 1, 2}
     with pytest.raises(AnalysisError, match="cluster label"):
-        cluster_mask(product, 3)
+        cluster_mask(cluster_spectra(stack, 2), 3)
 
 
 def test_elbow_of_curves():

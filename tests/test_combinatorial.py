@@ -44,7 +44,7 @@ def test_best_set_is_the_true_references(
 ):
     stack, p = (stack2, phantom2) if which == 2 else (stack3, phantom3)
     product = combinatorial_fit(stack, library, max_size=which, binning=binning)
-    ranking = product.tables["combinatorial/ranking"]
+    ranking = product.ranking
     assert ranking["rank"].size == sum(
         len(list(combinations(range(10), m))) for m in (1, 2, 3)[:which]
     )
@@ -52,7 +52,7 @@ def test_best_set_is_the_true_references(
     assert np.all(np.diff(ranking["chi2_red"]) >= 0)
     # per-pixel fractions of the best set against the truth
     names = product.metadata["references"]
-    fractions = product.images["combinatorial/fractions"]
+    fractions = product.fractions
     truth = np.stack([p.fractions[[r.name for r in p.references].index(n)] for n in names])
     errors = np.abs(fractions - truth)[:, core(p)]
     assert np.median(errors) < 0.04

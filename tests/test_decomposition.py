@@ -44,7 +44,7 @@ def test_nmf_finds_phases_and_maps(which, stack2, stack3, phantom2, phantom3):
     product = decompose(stack, "nmf")
     assert product.metadata["estimated_components"] == which
     assert product.metadata["converged"] is True
-    maps = product.images["nmf/maps"]
+    maps = product.maps
     assert maps.shape == (which, *p.thickness.shape)
     r, _, _ = _matched_correlations(maps, p.fractions, core(p))
     assert r.min() > 0.9
@@ -56,8 +56,8 @@ def test_nmf_components_match_their_references(which, stack2, stack3, phantom2, 
     map follows (the library holds shifted and broadened look-alikes)."""
     stack, p = (stack2, phantom2) if which == 2 else (stack3, phantom3)
     product = decompose(stack, "nmf")
-    _, rows, cols = _matched_correlations(product.images["nmf/maps"], p.fractions, core(p))
-    table = match_components(product.spectra["nmf/components"], stack.energies, library10())
+    _, rows, cols = _matched_correlations(product.maps, p.fractions, core(p))
+    table = match_components(product.components, stack.energies, library10())
     assert set(np.unique(table["rank"])) == set(range(1, 11))
     for component, phase in zip(rows, cols, strict=True):
         best = table["reference"][(table["component"] == component) & (table["rank"] == 1)][0]
@@ -75,8 +75,8 @@ def test_other_methods_span_the_fractions(method, stack3, phantom3):
     p = phantom3
     product = decompose(stack3, method)
     k = product.metadata["n_components"]
-    maps = product.images[f"{method}/maps"]
-    assert product.spectra[f"{method}/components"].shape == (k, stack3.energies.size)
+    maps = product.maps
+    assert product.components.shape == (k, stack3.energies.size)
     inside = core(p)
     design = np.column_stack([maps[:, inside].T, np.ones(inside.sum())])
     for fraction in p.fractions:
@@ -94,7 +94,7 @@ def test_scree_and_estimate(stack2):
 
 def test_explicit_components_and_errors(stack2):
     product = decompose(stack2, "pca", n_components=4)
-    assert product.images["pca/maps"].shape[0] == 4
+    assert product.maps.shape[0] == 4
     with pytest.raises(AnalysisError, match="unknown decomposition"):
         decompose(stack2, "lda")
     with pytest.raises(AnalysisError, match="n_components"):

@@ -8,16 +8,12 @@ from normalized_phantom import normalized_stack
 
 from xanes_stream import analyze
 from xanes_stream.errors import AnalysisError
+from xanes_stream.pipeline.products.fronts import FrontSettings, run
 from xanes_stream.pipeline.series import SeriesSummary
 from xanes_stream.sim.phantom import make_phantom, ni_edge_energies
 from xanes_stream.sim.txm import SimSettings, TXMSimulator
 from xanes_stream.spectra.features import edge_energy
-from xanes_stream.spectra.fronts import (
-    FrontSettings,
-    edge_energy_contours,
-    run,
-    spanning_windows,
-)
+from xanes_stream.spectra.fronts import edge_energy_contours, spanning_windows
 
 PROGRESS = (0.0, 0.35, 0.65, 1.0)
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from xanes_stream import analyze
 from xanes_stream.documents.router import DOCUMENT_NAMES, SafeRouter
 from xanes_stream.errors import XanesStreamError
+from xanes_stream.io.references import bundled_reference
 from xanes_stream.profiles import load_profile
 from xanes_stream.sim.beamline import make_beamline
-from xanes_stream.spectra.references import bundled_reference
 
 PROFILE = load_profile("sim")
 ENERGIES = np.linspace(8300, 8420, 16)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from xanes_stream.errors import ReferenceError
-from xanes_stream.spectra.library import library_matrix, load_library, variant
+from xanes_stream.io.references import bundled_reference, load_library
+from xanes_stream.spectra.library import library_matrix, variant
 from xanes_stream.spectra.normalize import find_e0
-from xanes_stream.spectra.references import bundled_reference, unit_step
+from xanes_stream.spectra.references import unit_step
 
 
 def test_load_bundled_folder():

@@ -6,19 +6,12 @@ import skops.io as sio
 from normalized_phantom import normalized_stack
 
 from xanes_stream import analyze
-from xanes_stream.pipeline.products.ml import (
-    MLSettings,
-    ModelError,
-    evaluate,
-    load_model,
-    parity_plot,
-    predict_maps,
-    run,
-    save_model,
-    train,
-    training_set,
-)
+from xanes_stream.errors import ModelError
+from xanes_stream.io.models import load_model, save_model
+from xanes_stream.io.plotting import parity_plot
+from xanes_stream.pipeline.products.ml import MLSettings, run
 from xanes_stream.sim.phantom import make_phantom
+from xanes_stream.spectra.learn import evaluate, predict_maps, train, training_set
 
 NAMES = ["NiO", "LiNiO2"]
 
@@ -154,7 +147,8 @@ def test_run_adapter_trains_for_the_scan(scan):
 def test_run_adapter_loads_a_saved_model(scan, trained, tmp_path):
     _, maps, normalized = scan
     path = save_model(trained[0], tmp_path / "m.skops")
-    product = run(normalized, maps, MLSettings(enabled=True, model_path=str(path)), [])
+    settings = MLSettings(enabled=True, model_path=str(path))
+    product = run(normalized, maps, settings, [], load_model=load_model)
     assert product.metadata["model"] == str(path)
     assert product.metadata["mean_abs_difference_from_fit"] < 0.06
 

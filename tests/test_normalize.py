@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xanes_stream.io.references import bundled_reference
 from xanes_stream.spectra.normalize import (
     EdgeOperator,
     NormalizationError,
@@ -13,7 +14,6 @@ from xanes_stream.spectra.normalize import (
     find_e0,
     normalize,
 )
-from xanes_stream.spectra.references import bundled_reference
 
 LARCH = json.loads((Path(__file__).parent / "data" / "larch_pre_edge.json").read_text())
 

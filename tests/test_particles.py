@@ -6,12 +6,8 @@ from normalized_phantom import normalized_stack
 
 from xanes_stream import analyze
 from xanes_stream.errors import AnalysisError
-from xanes_stream.imaging.particles import (
-    ParticleSettings,
-    label_particles,
-    particle_table,
-    run,
-)
+from xanes_stream.imaging.particles import label_particles, particle_table
+from xanes_stream.pipeline.products.particles import ParticleSettings, run
 from xanes_stream.sim.phantom import make_phantom
 
 

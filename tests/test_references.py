@@ -3,12 +3,9 @@
 import numpy as np
 import pytest
 
-from xanes_stream.spectra.references import (
-    ReferenceError,
-    bundled_reference,
-    read_reference,
-    reference_matrix,
-)
+from xanes_stream.errors import ReferenceError
+from xanes_stream.io.references import bundled_reference, read_reference
+from xanes_stream.spectra.references import reference_matrix
 
 
 def test_two_column_kev_file_detected_and_normalized(tmp_path):

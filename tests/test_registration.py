@@ -11,7 +11,6 @@ from xanes_stream.imaging.registration import (
     register_stack,
     shift_frame,
 )
-from xanes_stream.pipeline.settings import RegistrationSettings
 
 
 @pytest.fixture(scope="module")
@@ -41,26 +40,26 @@ def test_phase_correlation_subpixel(scene, shift, tolerance):
 @pytest.mark.parametrize("reference", ["first", "previous", 4, "last"])
 def test_stack_shifts_recover_drift(scene, reference):
     _, drift, frames = scene
-    _, shifts = register_stack(frames, RegistrationSettings(reference=reference))
+    _, shifts = register_stack(frames, reference=reference)
     index = {"first": 0, "previous": 0, "last": len(drift) - 1}.get(reference, reference)
     np.testing.assert_allclose(shifts, -(drift - drift[index]), atol=0.15)
 
 
 def test_incremental_equals_batch(scene):
     _, _, frames = scene
-    registrar = FrameRegistrar(RegistrationSettings(reference=3))
+    registrar = FrameRegistrar(reference=3)
     ready = []
     for frame in frames:
         ready += registrar.add(frame)
     assert [r.index for r in ready] == list(range(len(frames)))  # held frames released in order
-    aligned, shifts = register_stack(frames, RegistrationSettings(reference=3))
+    aligned, shifts = register_stack(frames, reference=3)
     np.testing.assert_allclose(np.array([r.shift for r in ready]), shifts)
     np.testing.assert_allclose(np.stack([r.aligned for r in ready]), aligned)
 
 
 def test_aligned_frames_match_reference(scene):
     frames = scene[2]
-    aligned, _ = register_stack(frames, RegistrationSettings(reference="first"))
+    aligned, _ = register_stack(frames, reference="first")
     inner = (slice(20, -20), slice(20, -20))
     before = np.abs(frames[-1] - frames[0])[inner].mean()
     after = np.abs(aligned[-1] - aligned[0])[inner].mean()
@@ -69,26 +68,26 @@ def test_aligned_frames_match_reference(scene):
 
 def test_roi(scene):
     _, drift, frames = scene
-    settings = RegistrationSettings(reference="first", roi=(40, 150, 30, 130))
-    _, shifts = register_stack(frames, settings)
+    settings = dict(reference="first", roi=(40, 150, 30, 130))
+    _, shifts = register_stack(frames, **settings)
     np.testing.assert_allclose(shifts, -drift, atol=0.2)
     with pytest.raises(RegistrationError, match="outside"):
-        register_stack(frames, RegistrationSettings(roi=(0, 500, 0, 10)))
+        register_stack(frames, roi=(0, 500, 0, 10))
 
 
 @pytest.mark.parametrize("transform", ["translation", "rigid"])
 def test_stackreg(scene, transform):
     _, drift, frames = scene
-    settings = RegistrationSettings(method="stackreg", transform=transform, reference="first")
-    _, shifts = register_stack(frames[:5], settings)
+    settings = dict(method="stackreg", transform=transform, reference="first")
+    _, shifts = register_stack(frames[:5], **settings)
     np.testing.assert_allclose(shifts, -drift[:5], atol=0.2)
 
 
 def test_stackreg_rigid_recovers_rotation(scene):
     image = scene[0]
     rotated = ndi.rotate(image, 2.0, reshape=False, order=3, mode="nearest")
-    settings = RegistrationSettings(method="stackreg", transform="rigid", reference="first")
-    aligned, _ = register_stack(np.stack([image, rotated]), settings)
+    settings = dict(method="stackreg", transform="rigid", reference="first")
+    aligned, _ = register_stack(np.stack([image, rotated]), **settings)
     inner = (slice(30, -30), slice(30, -30))
     assert np.abs(aligned[1] - image)[inner].mean() < 0.3 * np.abs(rotated - image)[inner].mean()
 

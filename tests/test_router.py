@@ -7,9 +7,9 @@ from bluesky.plans import count
 
 from xanes_stream import analyze
 from xanes_stream.documents.router import SafeRouter
+from xanes_stream.io.references import bundled_reference
 from xanes_stream.profiles import load_profile
 from xanes_stream.sim.beamline import make_beamline
-from xanes_stream.spectra.references import bundled_reference
 
 
 @pytest.fixture

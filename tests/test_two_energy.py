@@ -38,8 +38,8 @@ def test_agrees_with_full_fit_within_stated_error(phantom, full, od):
     nio, linio2 = p.references
     product = two_energy_maps(od, p.energies, nio, linio2)
     inside = core(p)
-    fraction = product.images["two_energy/fraction_a"]
-    error = product.images["two_energy/fraction_error"]
+    fraction = product.fraction_a
+    error = product.fraction_error
     z = ((fraction - full.fraction("NiO")) / error)[inside]
     # calibrated: |z| behaves like a unit normal's (median 0.67, 95 % within 2)
     assert 0.5 < np.median(np.abs(z)) < 0.9
@@ -49,7 +49,7 @@ def test_agrees_with_full_fit_within_stated_error(phantom, full, od):
     assert np.median(np.abs(fraction - p.fractions[0])[inside]) < 1.2 * np.median(error[inside])
     meta = product.metadata
     assert (meta["e1"], meta["e2"]) == choose_energies(nio, linio2, p.energies[p.energies > 8333])
-    thickness = product.images["two_energy/thickness"][inside]
+    thickness = product.thickness[inside]
     assert np.median(np.abs(thickness / p.thickness[inside] - 1)) < 0.1
 
 
@@ -58,16 +58,16 @@ def test_polar_angle_and_segmentation(phantom, full, od):
     product = two_energy_maps(od, p.energies, *p.references, threshold=30)
     meta = product.metadata
     inside = core(p)
-    angle = product.images["two_energy/polar_angle"][inside]
-    fraction = product.images["two_energy/fraction_a"][inside]
+    angle = product.polar_angle[inside]
+    fraction = product.fraction_a[inside]
     # the angle is a function of composition: pure A at its angle, pure B at its own
     (a1, b1), (a2, b2) = meta["matrix"]
     t = np.tan(np.radians(angle))
     from_angle = (b2 - b1 * t) / ((b2 - b1 * t) - (a2 - a1 * t))
     np.testing.assert_allclose(from_angle, fraction, atol=1e-4)
     assert meta["polar_angle_a"] < np.median(angle) < meta["polar_angle_b"]
-    phases = product.images["two_energy/phases"]
-    f = product.images["two_energy/fraction_a"]
+    phases = product.phases
+    f = product.fraction_a
     assert np.all(f[phases == 1] > 0.7) and np.all(f[phases == 3] < 0.3)
     assert np.all((f[phases == 2] >= 0.3) & (f[phases == 2] <= 0.7))
     # the seed's check: segments agree with those of the full fit (paper: 7.4 % mismatched)
@@ -85,9 +85,7 @@ def test_four_frame_scan(phantom, full, od):
         od[rows], p.energies[rows], *p.references, e1=8344, e2=8351, pre_edge=[8290, 8300]
     )
     inside = core(p)
-    z = (product.images["two_energy/fraction_a"] - full.fraction("NiO")) / product.images[
-        "two_energy/fraction_error"
-    ]
+    z = (product.fraction_a - full.fraction("NiO")) / product.fraction_error
     assert np.mean(np.abs(z[inside]) < 2) > 0.9
     with pytest.raises(AnalysisError, match="pre-edge"):
         two_energy_maps(od[rows], p.energies[rows], *p.references, e1=8290, e2=8351, pre_edge=8290)

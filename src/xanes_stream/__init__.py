@@ -19,7 +19,7 @@ _LAZY = {
     "Maps": "xanes_stream.pipeline.results",
     "Reference": "xanes_stream.spectra.references",
     "analyze": "xanes_stream.pipeline.analyze",
-    "read_reference": "xanes_stream.spectra.references",
+    "read_reference": "xanes_stream.io.references",
 }
 
 __all__ = sorted(_LAZY)

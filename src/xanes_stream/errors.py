@@ -29,6 +29,10 @@ class SettingsError(XanesStreamError):
     """Settings that do not validate; the message names the field."""
 
 
+class ModelError(XanesStreamError):
+    """A model that cannot be trained, loaded or applied as asked."""
+
+
 class StackFileError(XanesStreamError):
     """A stack or maps file that is missing, unreadable or of the wrong layout."""
 

@@ -13,6 +13,7 @@ from xanes_stream.errors import XanesStreamError
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from xanes_stream.io import read_stack, write_maps
+    from xanes_stream.io.models import load_model
     from xanes_stream.io.stacks import image_ndim
     from xanes_stream.pipeline.scan import analyze_scan
     from xanes_stream.pipeline.settings import load_settings
@@ -23,7 +24,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise XanesStreamError("give at least one --reference NAME=FILE (or a bundled NAME)")
     library = references
     if args.library:
-        from xanes_stream.spectra.library import load_library
+        from xanes_stream.io.references import load_library
 
         library = load_library(args.library)
     elif settings.products.library:
@@ -50,6 +51,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             flat=stack.flat,
             mode=args.mode or "transmission",
             progress=bars,
+            load_model=load_model,
         )
     finally:
         bars.close()

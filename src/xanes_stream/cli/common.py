@@ -16,7 +16,7 @@ log = logging.getLogger("xanes_stream")
 
 
 def parse_reference(text: str):
-    from xanes_stream.spectra.references import bundled_reference, read_reference
+    from xanes_stream.io.references import bundled_reference, read_reference
 
     if "=" in text:
         name, path = text.split("=", 1)

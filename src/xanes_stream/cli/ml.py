@@ -23,31 +23,35 @@ def _stack_energies(text: str) -> np.ndarray:
             energies = np.asarray(f["X_eng"][()], dtype=float).ravel()
     else:
         energies = parse_energies(text)
-    return energies * 1000.0 if np.nanmax(energies) < 200.0 else energies
+    from xanes_stream.spectra.energies import to_ev
+
+    return to_ev(energies)
 
 
 def cmd_ml_train(args: argparse.Namespace) -> int:
     """Train a fractions model on synthetic mixtures of the references; save it (skops)."""
-    from xanes_stream.pipeline.products import ml
+    from xanes_stream.io.models import save_model
+    from xanes_stream.io.plotting import parity_plot
+    from xanes_stream.spectra import learn
 
     references = [parse_reference(r) for r in args.reference]
     if len(references) < 2:
         raise XanesStreamError("give at least two --reference NAME=FILE (or bundled NAMEs)")
     energies = _stack_energies(args.energies)
     names = [r.name for r in references]
-    x, y = ml.training_set(references, energies, args.n_train, args.noise, args.seed)
+    x, y = learn.training_set(references, energies, args.n_train, args.noise, args.seed)
     split = int(0.8 * len(x))
-    model = ml.train(
+    model = learn.train(
         x[:split], y[:split], args.model, seed=args.seed, energies=energies, targets=names
     )
-    metrics = ml.evaluate(model, x[split:], y[split:])
+    metrics = learn.evaluate(model, x[split:], y[split:])
     print(f"held-out ({metrics['n']} spectra): MAE {metrics['mae']:.4f}, R2 {metrics['r2']:.4f}")
     for name, m in metrics["per_target"].items():
         print(f"  {name}: MAE {m['mae']:.4f}, R2 {m['r2']:.4f}")
-    ml.save_model(model, args.out)
+    save_model(model, args.out)
     print(f"model written to {args.out}")
     if args.parity:
-        ml.parity_plot(y[split:], model.predict(x[split:]), args.parity, names)
+        parity_plot(y[split:], model.predict(x[split:]), args.parity, names)
         print(f"parity plot written to {args.parity}")
     return 0
 

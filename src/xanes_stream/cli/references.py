@@ -15,7 +15,7 @@ def cmd_references(args: argparse.Namespace) -> int:
     if args.action == "add":
         if args.name and len(args.files) != 1:
             raise XanesStreamError("--name goes with exactly one file")
-        from xanes_stream.spectra.references import read_reference
+        from xanes_stream.io.references import read_reference
 
         for path in args.files:
             reference = read_reference(path, args.name)

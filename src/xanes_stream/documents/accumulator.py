@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xanes_stream.documents.codec import DocumentError
+from xanes_stream.imaging.correct import correct
 from xanes_stream.imaging.registration import FrameRegistrar
 from xanes_stream.pipeline.settings import AnalysisSettings
 
@@ -23,8 +24,9 @@ class ScanAccumulator:
     """Frames of one scan: dark and flat first (if any), then primary frames in order.
 
     Primary frames that arrive before the flat are held raw and processed when it comes (or at
-    :meth:`finish`). ``mode`` is transmission (``-ln`` after flat-field), fluorescence
-    (divided by I0) or absorbance (as is). A frame may be a volume (nz, ny, nx) of 3D XANES:
+    :meth:`finish`). ``mode`` is transmission (``-ln`` after flat-field and I0), fluorescence
+    (divided by I0) or absorbance (as is): :func:`xanes_stream.imaging.correct.correct` says
+    what dark, flat and I0 mean in each. A frame may be a volume (nz, ny, nx) of 3D XANES:
     volumes are stacked as they come, not registered (align them when reconstructing).
     """
 
@@ -43,10 +45,10 @@ class ScanAccumulator:
     _registrar: FrameRegistrar | None = None
     _shape: tuple | None = None
     _dark_mean: np.ndarray | None = None
-    _flat_net: np.ndarray | None = None
+    _flat_mean: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self._registrar = FrameRegistrar(self.settings.registration)
+        self._registrar = FrameRegistrar(**self.settings.registration.model_dump())
 
     @property
     def received(self) -> int:
@@ -55,11 +57,10 @@ class ScanAccumulator:
     def add_dark(self, frame: np.ndarray) -> None:
         self._dark.append(self._checked(frame))
         self._dark_mean = np.mean(self._dark, axis=0, dtype=np.float32)
-        self._update_flat()
 
     def add_flat(self, frame: np.ndarray) -> None:
         self._flat.append(self._checked(frame))
-        self._update_flat()
+        self._flat_mean = np.mean(self._flat, axis=0, dtype=np.float32)
         held, self._held = self._held, []
         for energy, raw, i0 in held:
             self._process(energy, raw, i0)
@@ -73,14 +74,6 @@ class ScanAccumulator:
             self._held.append((energy, frame, i0))
             return
         self._process(energy, frame, i0)
-
-    def _update_flat(self) -> None:
-        """(flat - dark), computed once per dark or flat frame rather than per frame."""
-        if self._flat:
-            flat = np.mean(self._flat, axis=0, dtype=np.float32)
-            if self._dark_mean is not None:
-                flat -= self._dark_mean
-            self._flat_net = flat
 
     def _checked(self, frame) -> np.ndarray:
         frame = np.asarray(frame)
@@ -109,23 +102,10 @@ class ScanAccumulator:
         self._count += 1
         return self._stack[self._count - 1]
 
-    def _corrected(self, frame: np.ndarray, i0: float | None, image: np.ndarray) -> np.ndarray:
-        image[...] = frame
-        if self._dark_mean is not None:
-            image -= self._dark_mean
-        if self._flat_net is not None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                image /= self._flat_net
-        if i0 is not None and self.mode == "fluorescence":
-            image /= np.float32(i0)
-        if self.mode == "transmission":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                np.log(image, out=image)
-            np.negative(image, out=image)
-        return image
-
     def _process(self, energy: float, frame: np.ndarray, i0: float | None) -> None:
-        image = self._corrected(frame, i0, self._slot())
+        image = correct(
+            frame, self.mode, dark=self._dark_mean, flat=self._flat_mean, i0=i0, out=self._slot()
+        )
         finite = np.isfinite(image)
         n_finite = np.count_nonzero(finite)
         if n_finite <= 0.5 * image.size:
@@ -160,7 +140,7 @@ class ScanAccumulator:
 
 
 def _shift_keep_nan(frame: np.ndarray, ready) -> np.ndarray:
-    from xanes_stream.imaging.registration import shift_frame
+    from xanes_stream.imaging.shift import shift_frame
 
     if np.array_equal(ready.aligned.shape, frame.shape) and np.isfinite(frame).all():
         return ready.aligned

@@ -7,35 +7,23 @@ watershed example; the per-particle table is a handful of ``bincount`` calls ove
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from typing import Protocol
 
 import numpy as np
-from pydantic import Field
 from scipy import ndimage as ndi
 
 from xanes_stream.errors import AnalysisError
-from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
-from xanes_stream.pipeline.section import _Section
 from xanes_stream.spectra.masks import otsu_threshold
-from xanes_stream.spectra.references import Reference
 
 
-class ParticleSettings(_Section):
-    """Particle segmentation and the per-particle table."""
+class MapsLike(Protocol):
+    """What :func:`particle_table` reads of the chemical maps (the pipeline's ``Maps``)."""
 
-    enabled: bool = False
-    source: Literal["thickness", "mask"] = Field(
-        "thickness", description="segment the thickness map (thresholded) or the quality mask"
-    )
-    threshold: float | None = Field(None, description="thickness threshold; None: Otsu")
-    min_distance: int = Field(5, ge=1, description="px between particle centres (watershed)")
-    min_area: int = Field(10, ge=1, description="smaller particles (px) are dropped")
-    smooth: float = Field(1.0, ge=0, description="Gaussian sigma (px) on the distance map")
-    active_threshold: float = Field(0.5, ge=0, le=1, description="active: mean fraction above")
-    active_reference: str | None = Field(
-        None, description="reference whose fraction decides 'active'; None: the last one"
-    )
+    reference_names: list[str]
+    fractions: np.ndarray  # (k, ny, nx)
+    thickness: np.ndarray  # (ny, nx)
+    edge_energy: np.ndarray  # (ny, nx)
+    mask: np.ndarray  # (ny, nx)
 
 
 def _drop_small(labels: np.ndarray, min_area: int) -> np.ndarray:
@@ -56,12 +44,30 @@ def label_particles(
     min_area: int = 10,
     smooth: float = 1.0,
 ) -> np.ndarray:
-    """Labelled particles (ny, nx) int32: 0 background, 1..n particles.
+    """Labelled particles of a mask or a thickness map.
 
     ``image`` is a boolean mask or a thickness map (NaN counts as background), thresholded at
     ``threshold`` (Otsu's when None). Holes are filled, the distance transform of the mask is
     smoothed by ``smooth`` px, and its local maxima at least ``min_distance`` px apart seed a
     watershed that splits touching particles. Particles under ``min_area`` px are dropped.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (ny, nx) bool mask or thickness map.
+    threshold : float, optional
+        Thickness threshold; None: Otsu's.
+    min_distance : int
+        Pixels between particle centres.
+    min_area : int
+        Smallest particle kept (pixels).
+    smooth : float
+        Gaussian sigma (pixels) on the distance map.
+
+    Returns
+    -------
+    numpy.ndarray
+        (ny, nx) int32: 0 background, 1..n particles.
     """
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
@@ -117,7 +123,7 @@ def _label_means(labels: np.ndarray, values: np.ndarray, weights: np.ndarray, n:
 
 def particle_table(
     labels: np.ndarray,
-    maps: Maps,
+    maps: MapsLike,
     *,
     active_threshold: float = 0.5,
     active_reference: str | None = None,
@@ -131,6 +137,22 @@ def particle_table(
     its pixels, still by thickness). A particle is active when its
     mean fraction of ``active_reference`` (default: the last reference) exceeds
     ``active_threshold``.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (ny, nx) int labels from :func:`label_particles`.
+    maps : MapsLike
+        The chemical maps (``Maps``): fractions, thickness, edge energy, mask.
+    active_threshold : float
+        Mean fraction above which a particle is active.
+    active_reference : str, optional
+        The reference whose fraction decides; None: the last.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The table, one row per particle.
     """
     labels = np.asarray(labels)
     if labels.shape != maps.thickness.shape:
@@ -162,36 +184,3 @@ def particle_table(
     with np.errstate(invalid="ignore"):
         table["active"] = table[f"mean_{active_reference}"] > active_threshold
     return table
-
-
-def run(
-    normalized: NormalizedStack,
-    maps: Maps,
-    settings: ParticleSettings,
-    library: Sequence[Reference],
-) -> Product:
-    """Particles of a scan: ``particles/labels`` (image) and ``particles/table`` (table)."""
-    image = maps.mask.astype(bool) if settings.source == "mask" else maps.thickness
-    labels = label_particles(
-        image,
-        threshold=settings.threshold,
-        min_distance=settings.min_distance,
-        min_area=settings.min_area,
-        smooth=settings.smooth,
-    )
-    table = particle_table(
-        labels,
-        maps,
-        active_threshold=settings.active_threshold,
-        active_reference=settings.active_reference,
-    )
-    return Product(
-        images={"particles/labels": labels},
-        tables={"particles/table": table},
-        metadata={
-            "n_particles": int(labels.max(initial=0)),
-            "n_active": int(table["active"].sum()),
-            "active_reference": settings.active_reference or maps.reference_names[-1],
-            "settings": settings.model_dump(mode="json"),
-        },
-    )

@@ -11,16 +11,19 @@ operations: the live service registers frames as fast as a detector delivers the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
 
 from xanes_stream.errors import RegistrationError
-from xanes_stream.pipeline.settings import RegistrationSettings
+from xanes_stream.imaging.shift import shift_frame
 
 _WORKERS = 2
+METHODS = ("none", "phase_correlation", "stackreg")
+TRANSFORMS = ("translation", "rigid", "scaled_rotation", "affine")
+Roi = tuple[int, int, int, int]
 
 
 def _crop(frame: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray:
@@ -174,58 +177,6 @@ class PhaseCorrelator:
         return guess + (at - size // 2) / up
 
 
-def bilinear_noise(shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How :func:`shift_frame` changes white noise, per (dy, dx) row of ``shifts``.
-
-    Returns ``(gain, seen)``: the factor on each pixel's noise std, and the factor on what
-    horizontal-neighbour differences see (they see less, since interpolation correlates the
-    neighbours); ``gain / seen`` corrects a noise estimate made on shifted frames.
-    """
-    fy, fx = np.moveaxis(np.mod(np.asarray(shifts, dtype=np.float64).reshape(-1, 2), 1.0), 1, 0)
-    spread_y, spread_x = (1 - fy) ** 2 + fy**2, (1 - fx) ** 2 + fx**2
-    # out[x+1] - out[x] = a n[x+1] + (b - a) n[x] - b n[x-1], a = 1 - fx, b = fx
-    differences = spread_x + (1 - 2 * fx) ** 2
-    return np.sqrt(spread_y * spread_x), np.sqrt(spread_y * differences / 2)
-
-
-def shift_frame(
-    frame: np.ndarray, shift: Iterable[float], *, fill: float | None = None
-) -> np.ndarray:
-    """Frame moved by (dy, dx) pixels with bilinear interpolation; borders repeat the edge.
-
-    With ``fill``, pixels that came from outside the frame get that value instead (e.g. NaN).
-    """
-    dy, dx = (float(s) for s in shift)
-    frame = np.asarray(frame, dtype=np.float32)
-    if dy == 0 and dx == 0:
-        return frame.copy()
-    ny, nx = frame.shape
-    iy, ix = int(np.floor(dy)), int(np.floor(dx))
-    fy, fx = np.float32(dy - iy), np.float32(dx - ix)
-    pad_y, pad_x = abs(iy) + 1, abs(ix) + 1
-    padded = np.pad(frame, ((pad_y, pad_y), (pad_x, pad_x)), mode="edge")
-    # out[y] = (1 - fy) * in[y - iy] + fy * in[y - iy - 1]
-    top = padded[pad_y - iy : pad_y - iy + ny]
-    above = padded[pad_y - iy - 1 : pad_y - iy - 1 + ny]
-    with np.errstate(invalid="ignore"):  # inf pixels (bad frames) interpolate to NaN
-        rows = top + fy * (above - top) if fy else top
-        left = rows[:, pad_x - ix : pad_x - ix + nx]
-        before = rows[:, pad_x - ix - 1 : pad_x - ix - 1 + nx]
-        out = left + fx * (before - left) if fx else np.array(left)
-    if fill is not None:
-        lo_y, hi_y = int(np.ceil(dy)), int(np.floor(dy))
-        lo_x, hi_x = int(np.ceil(dx)), int(np.floor(dx))
-        if lo_y > 0:
-            out[:lo_y] = fill
-        if hi_y < 0:
-            out[ny + hi_y :] = fill
-        if lo_x > 0:
-            out[:, :lo_x] = fill
-        if hi_x < 0:
-            out[:, nx + hi_x :] = fill
-    return out
-
-
 _STACKREG_MODES = {
     "translation": "TRANSLATION",
     "rigid": "RIGID_BODY",
@@ -254,12 +205,20 @@ class RegisteredFrame:
 class FrameRegistrar:
     """Registers frames one at a time, as they arrive (the live path).
 
-    ``reference`` is ``"first"``, ``"previous"`` (each frame to the one before, shifts
-    accumulated) or a frame index; frames that arrive before an indexed reference are held
-    and released when it arrives. :meth:`add` returns the frames that became ready.
+    ``method`` is ``"none"``, ``"phase_correlation"`` or ``"stackreg"`` (with ``transform``
+    one of :data:`TRANSFORMS`; phase correlation measures translations). ``reference`` is
+    ``"first"``, ``"previous"`` (each frame to the one before, shifts accumulated) or a frame
+    index; frames that arrive before an indexed reference are held and released when it
+    arrives. ``roi`` (y0, y1, x0, x1) is the region the shift is measured on (None: the whole
+    frame), ``upsample_factor`` the sub-pixel precision 1/N. :meth:`add` returns the frames
+    that became ready.
     """
 
-    settings: RegistrationSettings = field(default_factory=RegistrationSettings)
+    method: str = "phase_correlation"
+    transform: str = "translation"
+    reference: str | int = "previous"
+    roi: Roi | None = None
+    upsample_factor: int = 20
     _count: int = 0
     _pending: list = field(default_factory=list)
     _correlator: PhaseCorrelator | None = None
@@ -269,16 +228,44 @@ class FrameRegistrar:
     _total: np.ndarray = field(default_factory=lambda: np.eye(3))
 
     def __post_init__(self) -> None:
-        if self.settings.reference == "last":
+        if self.method not in METHODS:
+            raise RegistrationError(
+                f"registration method must be one of {METHODS}, not {self.method!r}"
+            )
+        if self.transform not in TRANSFORMS:
+            raise RegistrationError(
+                f"registration transform must be one of {TRANSFORMS}, not {self.transform!r}"
+            )
+        if isinstance(self.reference, np.integer):
+            self.reference = int(self.reference)
+        if self.reference == "last":
             raise RegistrationError("reference 'last' needs the whole stack; use register_stack")
+        if not (isinstance(self.reference, int) or self.reference in ("first", "previous")):
+            raise RegistrationError(
+                f"registration reference must be 'first', 'previous', 'last' or a frame index, "
+                f"not {self.reference!r}"
+            )
+        self.roi = None if self.roi is None else tuple(int(v) for v in self.roi)
 
     def add(self, frame: np.ndarray) -> list[RegisteredFrame]:
+        """Take the next frame.
+
+        Parameters
+        ----------
+        frame : numpy.ndarray
+            (ny, nx) image.
+
+        Returns
+        -------
+        list of RegisteredFrame
+            The frames registered by this one (none while an indexed reference is awaited).
+        """
         frame = np.asarray(frame, dtype=np.float32)
         if frame.ndim != 2:
             raise RegistrationError(f"a frame must be 2-D, got shape {frame.shape}")
         index = self._count
         self._count += 1
-        s = self.settings
+        s = self
         if s.method == "none":
             return [RegisteredFrame(index, frame, np.zeros(2), np.eye(3))]
         ref = s.reference
@@ -302,10 +289,10 @@ class FrameRegistrar:
         return [self._to_previous(index, frame)]
 
     def _remember(self, frame: np.ndarray) -> None:
-        if self.settings.method == "phase_correlation":
+        if self.method == "phase_correlation":
             if self._correlator is None:
                 self._correlator = PhaseCorrelator(
-                    frame, upsample_factor=self.settings.upsample_factor, roi=self.settings.roi
+                    frame, upsample_factor=self.upsample_factor, roi=self.roi
                 )
                 self._previous_spectrum = self._correlator._reference
             else:
@@ -314,7 +301,7 @@ class FrameRegistrar:
 
     def _measure_matrix(self, reference: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """3x3 transform registering ``frame`` on ``reference`` (translations: last column)."""
-        s = self.settings
+        s = self
         if s.method == "phase_correlation":
             correlator = PhaseCorrelator(reference, upsample_factor=s.upsample_factor, roi=s.roi)
             dy, dx = correlator.measure(frame)
@@ -322,7 +309,7 @@ class FrameRegistrar:
         return _stackreg_matrix(reference, frame, s)
 
     def _to_fixed(self, index: int, frame: np.ndarray) -> RegisteredFrame:
-        s = self.settings
+        s = self
         if s.method == "phase_correlation":
             if self._correlator is None:
                 self._correlator = PhaseCorrelator(
@@ -334,7 +321,7 @@ class FrameRegistrar:
         return _apply(index, frame, matrix, s)
 
     def _to_previous(self, index: int, frame: np.ndarray) -> RegisteredFrame:
-        s = self.settings
+        s = self
         if s.method == "phase_correlation":
             spectrum = self._correlator.spectrum(frame)
             correlator = PhaseCorrelator.from_spectrum(
@@ -356,7 +343,7 @@ def _translation(dy: float, dx: float) -> np.ndarray:
     return matrix
 
 
-def _stackreg_matrix(reference, frame, settings: RegistrationSettings) -> np.ndarray:
+def _stackreg_matrix(reference, frame, settings: FrameRegistrar) -> np.ndarray:
     """StackReg's transform, expressed in (y, x) order like the phase correlation's."""
     ref = _crop(np.nan_to_num(reference), settings.roi)
     mov = _crop(np.nan_to_num(frame), settings.roi)
@@ -382,24 +369,48 @@ def _apply(index: int, frame: np.ndarray, matrix: np.ndarray, settings) -> Regis
 
 
 def register_stack(
-    stack: np.ndarray, settings: RegistrationSettings | None = None, *, progress=None
+    stack: np.ndarray,
+    *,
+    method: str = "phase_correlation",
+    transform: str = "translation",
+    reference: str | int = "previous",
+    roi: Roi | None = None,
+    upsample_factor: int = 20,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Register every frame of ``stack`` (n, ny, nx): the aligned float32 stack and shifts (n, 2).
+    """Register every frame of a stack.
 
-    ``reference="last"`` is resolved to the last index here. ``progress``, if given, is called
-    with the number of frames done.
+    Parameters
+    ----------
+    stack : numpy.ndarray
+        (n, ny, nx) frames.
+    method, transform, roi, upsample_factor
+        As for :class:`FrameRegistrar`.
+    reference : str or int
+        ``"first"``, ``"previous"``, ``"last"`` (resolved to the last index here) or a frame
+        index.
+    progress : callable, optional
+        Called with the number of frames done.
+
+    Returns
+    -------
+    aligned : numpy.ndarray
+        (n, ny, nx) float32.
+    shifts : numpy.ndarray
+        (n, 2) (dy, dx) that registered each frame.
     """
-    settings = settings or RegistrationSettings()
     stack = np.asarray(stack)
     if stack.ndim != 3:
         raise RegistrationError(f"a stack must be (n, ny, nx), got shape {stack.shape}")
-    if settings.reference == "last":
-        settings = settings.model_copy(update={"reference": stack.shape[0] - 1})
-    if isinstance(settings.reference, int) and not 0 <= settings.reference < stack.shape[0]:
+    if reference == "last":
+        reference = stack.shape[0] - 1
+    if isinstance(reference, np.integer):
+        reference = int(reference)
+    if isinstance(reference, int) and not 0 <= reference < stack.shape[0]:
         raise RegistrationError(
-            f"registration reference frame {settings.reference} is not in 0..{stack.shape[0] - 1}"
+            f"registration reference frame {reference} is not in 0..{stack.shape[0] - 1}"
         )
-    registrar = FrameRegistrar(settings)
+    registrar = FrameRegistrar(method, transform, reference, roi, upsample_factor)
     aligned = np.empty(stack.shape, dtype=np.float32)
     shifts = np.zeros((stack.shape[0], 2))
     for i in range(stack.shape[0]):

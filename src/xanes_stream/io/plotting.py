@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -9,7 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from xanes_stream.errors import ModelError
 from xanes_stream.pipeline.results import Maps
 
 
@@ -114,4 +117,37 @@ def plot_maps(maps: Maps, path: str | Path, title: str = "") -> Path:
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
+
+
+def parity_plot(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    path: str | Path,
+    names: Sequence[str] | None = None,
+    *,
+    max_points: int = 5000,
+) -> Path:
+    """A PNG of predicted against true values, one panel per target, with MAE and R^2."""
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    y_true = np.asarray(y_true).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred).reshape(len(y_pred), -1)
+    if y_true.shape != y_pred.shape:
+        raise ModelError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ")
+    m = y_true.shape[1]
+    names = list(names) if names is not None else [f"target {i}" for i in range(m)]
+    keep = np.random.default_rng(0).permutation(len(y_true))[:max_points]
+    figure = Figure(figsize=(3.6 * m, 3.6), layout="constrained")
+    for i, axes in enumerate(np.atleast_1d(figure.subplots(1, m))):
+        t, p = y_true[keep, i], y_pred[keep, i]
+        lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+        axes.plot([lo, hi], [lo, hi], color="0.5", lw=1)
+        axes.scatter(t, p, s=3, alpha=0.4, linewidths=0)
+        mae = mean_absolute_error(y_true[:, i], y_pred[:, i])
+        r2 = r2_score(y_true[:, i], y_pred[:, i])
+        axes.set(xlabel=f"true {names[i]}", ylabel="predicted", aspect="equal")
+        axes.set_title(f"{names[i]}: MAE {mae:.3g}, R² {r2:.3f}", fontsize=9)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
     return path

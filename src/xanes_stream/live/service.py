@@ -23,13 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from xanes_stream.documents.router import SafeRouter, ScanJob
 from xanes_stream.documents.subscriber import SubscriberThread
 from xanes_stream.errors import XanesStreamError
+from xanes_stream.io.models import load_model
+from xanes_stream.io.references import bundled_reference
 from xanes_stream.live.events import EventLog
 from xanes_stream.pipeline.analyze import analyze
 from xanes_stream.pipeline.results import jsonable
 from xanes_stream.pipeline.scan import analyze_scan
 from xanes_stream.pipeline.series import SeriesSummary
 from xanes_stream.profiles import Profile, load_profile
-from xanes_stream.spectra.references import Reference, bundled_reference
+from xanes_stream.spectra.references import Reference
 from xanes_stream.store.raw_runs import RawRunNotReady, read_scan, unanalysed_runs
 from xanes_stream.store.spool import Spool, SpoolFlusher, is_outage
 from xanes_stream.store.tiled_store import TiledResultStore
@@ -500,6 +502,7 @@ class XanesService:
             library=references + [self._reference(name) for name in extra],
             mode="absorbance",  # the accumulator corrected the frames and took -ln
             shifts=job.shifts,
+            load_model=load_model,
         )
         analysed = time.perf_counter() - started
         self._keep_stack(job, maps)

@@ -41,6 +41,25 @@ def few_energy_maps(
     two-energy product, with its 1-sigma ``fraction_error``, is ``products["two_energy"]``;
     ``od_noise`` (per energy) is estimated from ``od`` when None; ``registered`` frames add
     the settings' ``misregistration`` to the stated error.
+
+    Parameters
+    ----------
+    od : numpy.ndarray
+        (m, ny, nx) optical density.
+    energies : numpy.ndarray
+        (m,) sorted distinct eV.
+    references : sequence of Reference
+        The scan's references.
+    settings : AnalysisSettings
+        The analysis settings.
+    od_noise : numpy.ndarray, optional
+        (m,) noise per energy.
+    registered : bool
+        Whether the frames were moved into register.
+
+    Returns
+    -------
+    Maps
     """
     od = np.asarray(od)
     energies = np.asarray(energies, dtype=np.float64)

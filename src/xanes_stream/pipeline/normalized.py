@@ -11,21 +11,20 @@ from __future__ import annotations
 import numpy as np
 
 from xanes_stream.errors import AnalysisError
-from xanes_stream.imaging.registration import shift_frame
-from xanes_stream.pipeline.analyze import (
-    _KEV_LIMIT,
-    Mode,
-    _average_groups,
-    _block_mu,
-    _check_inputs,
-    _corrected,
-    _fill_bad,
-    _make_plan,
-    _register,
-    _select_frames,
+from xanes_stream.imaging.shift import shift_frame
+from xanes_stream.pipeline.analyze import Mode
+from xanes_stream.pipeline.frames import (
+    check_inputs,
+    corrected_stack,
+    fill_bad,
+    register_frames,
+    select_frames,
+    source_of,
 )
+from xanes_stream.pipeline.plan import block_mu, make_plan
 from xanes_stream.pipeline.results import NormalizedStack
 from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
+from xanes_stream.spectra.energies import to_ev
 from xanes_stream.spectra.masks import otsu_threshold
 from xanes_stream.spectra.normalize import larch_rows
 from xanes_stream.spectra.references import Reference
@@ -56,53 +55,49 @@ def normalize_stack(
     The result's ``edge_step`` equals analyze's ``thickness`` map; ``mask`` is the pixels whose
     edge step is above Otsu's threshold (or ``settings.mask.thickness_threshold``). Pixels with
     more than ``settings.max_bad_fraction`` non-finite values or no edge step are NaN.
+
+    Parameters
+    ----------
+    frames, energies, dark, flat, i0, mode, settings, shifts
+        As for :func:`~xanes_stream.pipeline.analyze.analyze`.
+    apply_shifts : numpy.ndarray, optional
+        (n_frames, 2) translations to apply instead of registering.
+
+    Returns
+    -------
+    NormalizedStack
     """
     settings = load_settings(settings)
-    frames, energies = _check_inputs(frames, energies, dark, flat, i0, mode)
-    if np.nanmax(energies) < _KEV_LIMIT:
-        energies = energies * 1000.0
+    frames, energies = check_inputs(frames, energies, dark, flat, i0, mode)
+    energies = to_ev(energies)
     n_raw, ny, nx = frames.shape
+    corrections = (dark, flat, i0)
     # the same frames, sample and order as analyze takes
-    selected = _select_frames(frames, energies, (dark, flat, i0), mode, settings.mask.seed)
-    sample_raw = selected.sample_raw
-    order, unique, starts, counts = (
-        selected.order,
-        selected.unique,
-        selected.starts,
-        selected.counts,
-    )
+    selected = select_frames(frames, energies, corrections, mode, settings.mask.seed)
+    order, unique = selected.order, selected.unique
     if unique.size < 5:
         raise AnalysisError(
             f"{unique.size} distinct usable energies; edge normalization needs at least 5 "
             "(analyze() maps a few-energy scan by the two-energy method)"
         )
 
-    source, source_mode, corrections = frames, mode, (dark, flat, i0)
+    aligned = None
     register = settings.registration.method != "none" and shifts is None
     if apply_shifts is not None or register:
-        corrected = _corrected(frames, order, corrections, mode)
+        aligned = corrected_stack(frames, order, corrections, mode)
         if apply_shifts is not None:
             moves = np.asarray(apply_shifts, dtype=float)
             if moves.shape != (n_raw, 2):
                 raise AnalysisError(f"apply_shifts must be ({n_raw}, 2), got {moves.shape}")
             for position, index in enumerate(order):
-                corrected[position] = shift_frame(corrected[position], moves[index])
-            aligned = corrected
+                aligned[position] = shift_frame(aligned[position], moves[index])
         else:
-            aligned, _ = _register(corrected, settings, None)
-            del corrected
-        source, source_mode, corrections = aligned, "absorbance", (None, None, None)
-        order = np.arange(order.size)
-        sample_raw = aligned[:, selected.sample_y, selected.sample_x]
-    else:
-        sample_raw = sample_raw[order]
+            aligned, _ = register_frames(aligned, settings.registration)
+    source = source_of(frames, selected, corrections, mode, aligned)
+    del aligned
 
-    sample_mu = _average_groups(np.array(sample_raw, dtype=np.float32), starts, counts)
-    _fill_bad(sample_mu)
     placeholder = Reference("edge", unique, np.clip(np.arange(unique.size), 0, 1), True)
-    plan = _make_plan(
-        settings, [placeholder], unique, order, starts, counts, source_mode, sample_mu
-    )
+    plan = make_plan(settings, [placeholder], selected, source)
     operator = plan.operator
     x = (unique - operator.windows.e0) / _SCALE
     line = np.stack([np.ones_like(x), x], axis=1).astype(np.float32)  # pre-edge line, all energies
@@ -117,8 +112,8 @@ def normalize_stack(
     rows_per_block = max(1, settings.block_pixels // nx)
     for start in range(0, ny, rows_per_block):
         rows = slice(start, min(start + rows_per_block, ny))
-        mu = np.array(_block_mu(source, rows, plan, corrections), dtype=np.float32)
-        bad = _fill_bad(mu)
+        mu = np.array(block_mu(source.frames, rows, plan, source.corrections), dtype=np.float32)
+        bad = fill_bad(mu)
         linear = coefficients @ mu
         step = linear[2]
         valid = (bad <= settings.max_bad_fraction * mu.shape[0]) & np.isfinite(step) & (step != 0)

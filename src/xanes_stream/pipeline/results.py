@@ -124,7 +124,20 @@ class Maps:
 def jsonable(value, *, finite: bool = False):
     """``value`` with numpy scalars and arrays made plain Python, recursively, for JSON or
     Tiled metadata; unknown objects become their ``str``. ``finite`` turns NaN and inf
-    into None (strict JSON, as Tiled's metadata needs)."""
+    into None (strict JSON, as Tiled's metadata needs).
+
+    Parameters
+    ----------
+    value : object
+        Any value.
+    finite : bool
+        Turn NaN and inf into None.
+
+    Returns
+    -------
+    object
+        Plain Python (dict, list, float, int, str, bool, None).
+    """
     if isinstance(value, dict):
         return {str(k): jsonable(v, finite=finite) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):

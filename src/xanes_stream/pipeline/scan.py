@@ -40,6 +40,7 @@ def analyze_scan(
     mode: str = "transmission",
     shifts: np.ndarray | None = None,
     progress: Callable | bool | None = None,
+    load_model: Callable | None = None,
 ) -> Maps:
     """Chemical maps of one scan, with the products its settings enable.
 
@@ -67,6 +68,9 @@ def analyze_scan(
     progress : callable, bool or None
         Progress reporting, as :func:`~xanes_stream.pipeline.analyze.analyze` (2-D) or
         :func:`~xanes_stream.pipeline.volume.analyze_volume` (3-D) take it.
+    load_model : callable, optional
+        ``load_model(path, trusted)`` for the analyses that read a model file (the ML
+        fractions); the pipeline reads no files itself (``xanes_stream.io.models.load_model``).
 
     Returns
     -------
@@ -105,6 +109,7 @@ def analyze_scan(
             i0=i0,
             mode=mode,
             shifts=shifts,
+            load_model=load_model,
         )
     return maps
 

@@ -6,17 +6,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator
 
 from xanes_stream.errors import SettingsError
-from xanes_stream.imaging.particles import ParticleSettings
-from xanes_stream.pipeline.products.clustering import Settings as ClusteringSettings
-from xanes_stream.pipeline.products.combinatorial import Settings as CombinatorialSettings
-from xanes_stream.pipeline.products.decomposition import Settings as DecompositionSettings
-from xanes_stream.pipeline.products.ml import MLSettings
-from xanes_stream.pipeline.products.two_energy import Settings as TwoEnergySettings
+from xanes_stream.pipeline.products.registry import analyses as _registered
 from xanes_stream.pipeline.section import Window, _Section
-from xanes_stream.spectra.fronts import FrontSettings
 
 __all__ = ["AnalysisSettings", "ProductSettings", "Window", "_Section", "load_settings"]
 
@@ -78,30 +72,49 @@ class MaskSettings(_Section):
     seed: int = 0
 
 
-class ProductSettings(_Section):
-    """The analyses beyond the fit, each off unless ``enabled`` (see ``analyses.run_products``)."""
+class _Products(_Section):
+    """The analyses beyond the fit, each off unless ``enabled`` (see ``products.run_products``).
 
-    decomposition: DecompositionSettings = DecompositionSettings()
-    clustering: ClusteringSettings = ClusteringSettings()
-    combinatorial: CombinatorialSettings = CombinatorialSettings()
-    two_energy: TwoEnergySettings = TwoEnergySettings()
-    particles: ParticleSettings = ParticleSettings()
-    fronts: FrontSettings = FrontSettings()
-    ml: MLSettings = MLSettings()
-    library: list[str] | None = Field(
-        None,
-        description="reference library for combinatorial fitting and matching components: "
-        "entry names (Tiled's library or bundled) beside the scan's references; None: those alone",
-    )
+    One field per registered analysis (:mod:`~xanes_stream.pipeline.products.registry`), in
+    the order they run, then ``library``.
+    """
 
     @classmethod
     def analyses(cls) -> list[str]:
-        """Names of every analysis section, in the order they run."""
+        """Names of every analysis section, in the order they run.
+
+        Returns
+        -------
+        list of str
+        """
         return [name for name in cls.model_fields if name != "library"]
 
     def enabled(self) -> list[str]:
-        """Names of the enabled analyses, in the order they run."""
+        """Names of the enabled analyses, in the order they run.
+
+        Returns
+        -------
+        list of str
+        """
         return [name for name in self.analyses() if getattr(self, name).enabled]
+
+
+ProductSettings = create_model(
+    "ProductSettings",
+    __base__=_Products,
+    __module__=__name__,
+    __doc__=_Products.__doc__,
+    **{a.name: (a.settings, a.settings()) for a in _registered()},
+    library=(
+        list[str] | None,
+        Field(
+            None,
+            description="reference library for combinatorial fitting and matching components: "
+            "entry names (Tiled's library or bundled) beside the scan's references; None: those "
+            "alone",
+        ),
+    ),
+)
 
 
 class AnalysisSettings(_Section):
@@ -125,7 +138,18 @@ class AnalysisSettings(_Section):
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem: ``field.path: message``."""
+    """One line per problem: ``field.path: message``.
+
+    Parameters
+    ----------
+    error : pydantic.ValidationError
+        The error.
+
+    Returns
+    -------
+    str
+        The problems joined by "; ".
+    """
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "settings"
@@ -134,7 +158,17 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def load_settings(source: AnalysisSettings | dict | str | Path | None) -> AnalysisSettings:
-    """Settings from a model, a dict, a YAML file, or defaults; raises :class:`SettingsError`."""
+    """Settings from a model, a dict, a YAML file, or defaults; raises :class:`SettingsError`.
+
+    Parameters
+    ----------
+    source : AnalysisSettings, dict, str, pathlib.Path or None
+        The settings, a dict of them, a YAML file, or None for the defaults.
+
+    Returns
+    -------
+    AnalysisSettings
+    """
     if source is None:
         return AnalysisSettings()
     if isinstance(source, AnalysisSettings):

@@ -16,15 +16,16 @@ import numpy as np
 
 from xanes_stream import __version__
 from xanes_stream.errors import AnalysisError
-from xanes_stream.pipeline.analyze import ReferencesLike, _as_references, analyze
+from xanes_stream.imaging.correct import correct
+from xanes_stream.pipeline.analyze import ReferencesLike, analyze, as_references
 from xanes_stream.pipeline.results import Maps
 from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
+from xanes_stream.spectra.energies import to_ev
 from xanes_stream.spectra.masks import quality_mask
 from xanes_stream.spectra.normalize import find_e0
 
 #: Per-voxel maps of a volume, besides the fractions.
 VOLUME_MAPS = ("thickness", "error", "r_factor", "chi2_red", "edge_energy", "peak_energy")
-_KEV_LIMIT = 200.0
 _SAMPLE_SLICES = 8
 _SAMPLE_PIXELS = 16_384
 
@@ -57,9 +58,7 @@ def _volume_e0(volumes, energies: np.ndarray, mode: str, seed: int) -> float:
         pick = rng.choice(ny * nx, size=min(ny * nx, per_slice), replace=False)
         values = plane[:, pick].astype(np.float64)
         del plane
-        if mode == "transmission":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values = -np.log(values)
+        values = correct(values, mode, out=values)
         finite = np.isfinite(values)
         sums += np.where(finite, values, 0.0).sum(axis=1)
         counts += finite.sum(axis=1)
@@ -123,14 +122,13 @@ def analyze_volume(
     n, nz, ny, nx = volumes.shape
     if energies.size != n:
         raise AnalysisError(f"{energies.size} energies for {n} volumes: they must match")
-    if np.nanmax(energies) < _KEV_LIMIT:
-        energies = energies * 1000.0
+    energies = to_ev(energies)
     settings = _volume_settings(settings)
     if settings.normalization.e0 is None:
         e0 = _volume_e0(volumes, energies, mode, settings.mask.seed)
         normalization = settings.normalization.model_copy(update={"e0": e0})
         settings = settings.model_copy(update={"normalization": normalization})
-    refs = _as_references(references)
+    refs = as_references(references)
 
     k = len(refs)
     out = {name: np.full((nz, ny, nx), np.nan, dtype=np.float32) for name in VOLUME_MAPS}

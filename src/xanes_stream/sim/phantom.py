@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from xanes_stream.spectra.references import Reference, bundled_reference, unit_step
+from xanes_stream.io.references import bundled_reference
+from xanes_stream.spectra.references import Reference, unit_step
 
 
 def ni_edge_energies(step: float = 1.0) -> np.ndarray:

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import ndimage as ndi
 
 from xanes_stream.errors import XanesStreamError
+from xanes_stream.io.references import bundled_reference
 from xanes_stream.sim.phantom import make_phantom
-from xanes_stream.spectra.references import Reference, bundled_reference, unit_step
+from xanes_stream.spectra.references import Reference, unit_step
 
 __all__ = ["E_REF", "BeamlineError", "FrameKind", "ScanTruth", "SimSettings", "TXMSimulator"]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from xanes_stream.errors import AnalysisError
-from xanes_stream.pipeline.results import NormalizedStack, Product
-from xanes_stream.spectra.decomposition import _as_matrix
+from xanes_stream.spectra.decomposition import SpectraStack, _as_matrix
 from xanes_stream.spectra.masks import nearest_centre
 
 _BLOCK = 262_144  # pixels assigned at a time
@@ -14,10 +15,36 @@ _COMPONENTS = 12  # principal components k-means works in
 _ELBOW_PIXELS = 5_000  # pixels of the sample the inertia curve is measured on
 
 
+@dataclass
+class Clusters:
+    """K-means clusters of normalized spectra found by :func:`cluster_spectra`.
+
+    ``labels`` (ny, nx) int16: 1..k, 0 outside the mask; ``spectra`` (k, n) float32: the mean
+    normalized spectrum of every cluster on ``energies``; ``elbow`` a table (k, inertia);
+    ``metadata`` JSON-able facts (k, how it was chosen, pixels per cluster).
+    """
+
+    labels: np.ndarray
+    spectra: np.ndarray
+    elbow: dict[str, np.ndarray]
+    energies: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+
 def elbow(inertia: np.ndarray) -> int:
-    """The k (1-based) at the elbow of an inertia curve for k = 1, 2, ...: the point farthest
-    below the chord from the first to the last point, both axes scaled to [0, 1] (Kneedle,
-    Satopaa et al. 2011). 1 when the curve does not bend."""
+    """The k at the elbow of an inertia curve: the point farthest below the chord from the
+    first to the last point, both axes scaled to [0, 1] (Kneedle, Satopaa et al. 2011).
+
+    Parameters
+    ----------
+    inertia : numpy.ndarray
+        Inertia for k = 1, 2, ...
+
+    Returns
+    -------
+    int
+        The chosen k (1-based); 1 when the curve does not bend.
+    """
     y = np.asarray(inertia, dtype=np.float64)
     if y.size < 3 or y[0] <= y[-1]:
         return 1
@@ -28,7 +55,7 @@ def elbow(inertia: np.ndarray) -> int:
 
 
 def cluster_spectra(
-    stack: NormalizedStack | np.ndarray,
+    stack: SpectraStack | np.ndarray,
     k: int | None = None,
     k_max: int = 8,
     mask: np.ndarray | None = None,
@@ -36,8 +63,8 @@ def cluster_spectra(
     energies: np.ndarray | None = None,
     max_pixels: int = 20_000,
     seed: int = 0,
-) -> Product:
-    """K-means clusters of normalized spectra (n, ny, nx) or a NormalizedStack.
+) -> Clusters:
+    """K-means clusters of normalized spectra.
 
     K-means (scikit-learn) is fitted, in the space of the 12 leading principal components of
     the spectra, on a random sample of at most ``max_pixels`` masked pixels; with ``k=None``
@@ -46,9 +73,27 @@ def cluster_spectra(
     centre. Labels are 1..k ordered by the edge position of the cluster's mean spectrum (where
     it first reaches 0.5), 0 outside the mask.
 
-    Returns ``clusters/labels`` (ny, nx) int16, ``clusters/spectra`` (k, n): the mean
-    normalized spectrum of every cluster over all its pixels, the table ``clusters/elbow``
-    (k, inertia) and metadata (k, pixels per cluster). Use ``labels == j`` as a mask.
+    Parameters
+    ----------
+    stack : SpectraStack or numpy.ndarray
+        Normalized spectra (n, ny, nx), or a stack holding them (its mask is the default).
+    k : int, optional
+        Number of clusters; None: the elbow of 1..``k_max``.
+    k_max : int
+        Largest k the elbow tries.
+    mask : numpy.ndarray, optional
+        (ny, nx) bool: the pixels to cluster.
+    energies : numpy.ndarray, optional
+        (n,) eV, when ``stack`` is an array.
+    max_pixels : int
+        Pixels k-means is fitted on at most.
+    seed : int
+        Seed of the sample and of k-means.
+
+    Returns
+    -------
+    Clusters
+        Use ``labels == j`` (or :func:`cluster_mask`) as a mask.
     """
     from sklearn.cluster import KMeans  # slow to import: only when clustering
 
@@ -97,10 +142,10 @@ def cluster_spectra(
     counts = np.bincount(labels, minlength=chosen + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums[1:] / counts[1:, None]
-    return Product(
-        images={"clusters/labels": labels.reshape(ny, nx)},
-        spectra={"clusters/spectra": means.astype(np.float32)},
-        tables={"clusters/elbow": {"k": np.array(candidates), "inertia": inertia}},
+    return Clusters(
+        labels=labels.reshape(ny, nx),
+        spectra=means.astype(np.float32),
+        elbow={"k": np.array(candidates), "inertia": inertia},
         energies=None if energies is None else np.asarray(energies),
         metadata={
             "k": int(chosen),
@@ -111,10 +156,23 @@ def cluster_spectra(
     )
 
 
-def cluster_mask(product: Product, label: int) -> np.ndarray:
-    """The pixels of cluster ``label`` (1..k) of a :func:`cluster_spectra` product, as a mask."""
-    labels = product.images["clusters/labels"]
-    k = product.metadata["k"]
+def cluster_mask(clusters: Clusters, label: int) -> np.ndarray:
+    """The pixels of one cluster, as a mask.
+
+    Parameters
+    ----------
+    clusters : Clusters
+        From :func:`cluster_spectra`.
+    label : int
+        1..k.
+
+    Returns
+    -------
+    numpy.ndarray
+        (ny, nx) bool.
+    """
+    labels = clusters.labels
+    k = clusters.metadata["k"]
     if not 1 <= label <= k:
         raise AnalysisError(f"cluster label must be 1..{k}, got {label}")
     return labels == label

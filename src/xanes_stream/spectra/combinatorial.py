@@ -11,13 +11,14 @@ subsets are sets of smaller size already solved, so a pass over sizes finds it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import combinations
 from math import comb
 
 import numpy as np
 
 from xanes_stream.errors import AnalysisError
-from xanes_stream.pipeline.results import NormalizedStack, Product
+from xanes_stream.spectra.decomposition import SpectraStack
 from xanes_stream.spectra.fit import residual_metrics, solve
 from xanes_stream.spectra.library import library_matrix
 from xanes_stream.spectra.references import Reference
@@ -26,9 +27,39 @@ _BLOCK = 262_144  # pixels fitted at a time
 MAX_COMBINATIONS = 200_000
 
 
+@dataclass
+class CombinatorialFit:
+    """The best set of library entries for a region, fitted per pixel (:func:`combinatorial_fit`).
+
+    ``fractions`` (m, ny, nx) and ``r_factor`` (ny, nx) float32 (NaN where a spectrum is not
+    finite); ``spectrum`` and ``fit`` (1, n_used): the region's mean and its fit on
+    ``energies`` (those every entry covers); ``ranking`` the table of every set
+    (:func:`rank_combinations`); ``metadata`` JSON-able facts (best references, weights, ...).
+    """
+
+    fractions: np.ndarray
+    r_factor: np.ndarray
+    spectrum: np.ndarray
+    fit: np.ndarray
+    ranking: dict[str, np.ndarray]
+    energies: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+
 def estimate_noise(spectra: np.ndarray) -> float:
-    """Noise standard deviation of spectra (n, P) from second differences along energy (robust:
-    the median of their squares; edge curvature makes it an upper bound)."""
+    """Noise standard deviation of spectra from second differences along energy (robust: the
+    median of their squares; edge curvature makes it an upper bound).
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        (n, P) spectra.
+
+    Returns
+    -------
+    float
+        The noise (1 sigma) of one value.
+    """
     d2 = spectra[:-2] - 2 * spectra[1:-1] + spectra[2:]
     return float(np.sqrt(np.median(d2**2) / (6 * 0.4549)))  # median of chi2(1) is 0.4549
 
@@ -100,10 +131,25 @@ def rank_combinations(
     (the ranking does not depend on it); R-factor is ``RSS / sum(y^2)``. Ties (a member that
     NNLS drops leaves the RSS of the smaller set) rank the smaller set first.
 
-    Table columns: ``rank``, ``references`` (names joined by " + "), ``members`` (library
-    indices, ","-joined), ``size``, ``n_active`` (members with weight > 0), ``weights`` (mean
-    NNLS weights, "+"-joined), ``weight_sum``,
-    ``chi2_red``, ``r_factor``, ``rss``.
+    Parameters
+    ----------
+    spectrum : numpy.ndarray
+        (n,) or (n, P) normalized spectra.
+    energies : numpy.ndarray
+        (n,) eV.
+    library : sequence of Reference
+        The entries.
+    max_size : int
+        Largest set.
+    noise : float, optional
+        Spectrum noise for chi-square; None: estimated.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Table columns: ``rank``, ``references`` (names joined by " + "), ``members`` (library
+        indices, ","-joined), ``size``, ``n_active`` (members with weight > 0), ``weights``
+        (mean NNLS weights, "+"-joined), ``weight_sum``, ``chi2_red``, ``r_factor``, ``rss``.
     """
     library = list(library)
     y = np.asarray(spectrum, dtype=np.float64)
@@ -171,23 +217,39 @@ def _bin_spectra(spectra: np.ndarray, shape, mask: np.ndarray, binning: int) -> 
 
 
 def combinatorial_fit(
-    stack: NormalizedStack,
+    stack: SpectraStack,
     library: Sequence[Reference],
     max_size: int = 3,
     mask: np.ndarray | None = None,
     *,
     binning: int | None = None,
     noise: float | None = None,
-) -> Product:
+) -> CombinatorialFit:
     """Rank every set of 1..``max_size`` library entries on the masked region, then fit the
     best set to every pixel (exact NNLS, fractions scaled to sum to one).
 
     The ranking fits the mean normalized spectrum of the masked pixels, or with ``binning`` the
     mean spectra of ``binning`` x ``binning`` blocks (pooled chi-square), see
-    :func:`rank_combinations`. Returns ``combinatorial/fractions`` (m, ny, nx),
-    ``combinatorial/r_factor``, the spectra ``combinatorial/spectrum`` and
-    ``combinatorial/fit`` (region mean and its fit with the best set), the table
-    ``combinatorial/ranking`` and metadata (best references, their mean weights, counts).
+    :func:`rank_combinations`.
+
+    Parameters
+    ----------
+    stack : SpectraStack
+        Normalized spectra with their energies and mask.
+    library : sequence of Reference
+        The entries.
+    max_size : int
+        Largest set.
+    mask : numpy.ndarray, optional
+        (ny, nx) bool region; default: the stack's mask.
+    binning : int, optional
+        Rank on ``binning`` x ``binning`` block means instead of the region's mean.
+    noise : float, optional
+        Spectrum noise for chi-square; None: estimated.
+
+    Returns
+    -------
+    CombinatorialFit
     """
     library = list(library)
     mask = stack.mask if mask is None else mask
@@ -227,16 +289,12 @@ def combinatorial_fit(
             fractions[:, pixels] = np.where(good, c / c.sum(axis=0), np.nan)
             r_factor[pixels] = np.where(good, rss / total, np.nan)
     mean_c = solve(gram, basis.T @ mean[used][:, None], "nnls")
-    return Product(
-        images={
-            "combinatorial/fractions": fractions.reshape(k, ny, nx),
-            "combinatorial/r_factor": r_factor.reshape(ny, nx),
-        },
-        spectra={
-            "combinatorial/spectrum": mean[used][None].astype(np.float32),
-            "combinatorial/fit": (basis @ mean_c)[:, 0][None].astype(np.float32),
-        },
-        tables={"combinatorial/ranking": ranking},
+    return CombinatorialFit(
+        fractions=fractions.reshape(k, ny, nx),
+        r_factor=r_factor.reshape(ny, nx),
+        spectrum=mean[used][None].astype(np.float32),
+        fit=(basis @ mean_c)[:, 0][None].astype(np.float32),
+        ranking=ranking,
         energies=stack.energies[used],
         metadata={
             "references": best_names,

@@ -9,12 +9,12 @@ the others by their linear ``transform``, in blocks of pixels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import numpy as np
 
 from xanes_stream.errors import AnalysisError
-from xanes_stream.pipeline.results import NormalizedStack, Product
 from xanes_stream.spectra.fit import MAX_NNLS_REFERENCES, solve
 from xanes_stream.spectra.library import library_matrix
 from xanes_stream.spectra.references import Reference
@@ -25,10 +25,37 @@ METHODS: tuple[str, ...] = ("pca", "nmf", "ica", "svd", "fa")
 _BLOCK = 262_144  # pixels projected at a time
 
 
+class SpectraStack(Protocol):
+    """Edge-normalized spectra of every pixel, as the pipeline's ``NormalizedStack`` holds them:
+    ``spectra`` (n_energy, ny, nx) on ``energies`` (eV), ``e0`` (eV), ``mask`` (ny, nx) or None."""
+
+    energies: np.ndarray
+    spectra: np.ndarray
+    e0: float
+    mask: np.ndarray | None
+
+
+@dataclass
+class Decomposition:
+    """Components of normalized spectra found by :func:`decompose`.
+
+    ``maps`` (k, ny, nx) float32 (NaN where a spectrum is not finite), ``components`` (k, n)
+    float32 spectra on ``energies`` (None when not known), ``scree`` a table (component,
+    singular_value, cumulative_energy) and ``metadata`` JSON-able facts (k, estimate, ...).
+    """
+
+    method: str
+    maps: np.ndarray
+    components: np.ndarray
+    scree: dict[str, np.ndarray]
+    energies: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+
 def _as_matrix(stack, mask) -> tuple[np.ndarray, tuple[int, int], np.ndarray | None, np.ndarray]:
     """Spectra as (n, P), the image shape, the energies (or None) and the usable pixels (P,)."""
     energies = None
-    if isinstance(stack, NormalizedStack):
+    if hasattr(stack, "spectra"):  # a SpectraStack
         energies = stack.energies
         mask = stack.mask if mask is None else mask
         stack = stack.spectra
@@ -52,20 +79,48 @@ def _sample(usable: np.ndarray, max_pixels: int, seed: int) -> np.ndarray:
 
 
 def scree(
-    stack: NormalizedStack | np.ndarray,
+    stack: SpectraStack | np.ndarray,
     mask: np.ndarray | None = None,
     *,
     max_pixels: int = 20_000,
     seed: int = 0,
 ) -> np.ndarray:
-    """Singular values of the (uncentred) normalized spectra of the masked pixels, largest first."""
+    """Singular values of the (uncentred) normalized spectra of the masked pixels.
+
+    Parameters
+    ----------
+    stack : SpectraStack or numpy.ndarray
+        Normalized spectra (n, ny, nx), or a stack holding them (its mask is the default).
+    mask : numpy.ndarray, optional
+        (ny, nx) bool: the pixels to use.
+    max_pixels : int
+        Random sample of the masked pixels to use at most.
+    seed : int
+        Seed of the sample.
+
+    Returns
+    -------
+    numpy.ndarray
+        The singular values, largest first.
+    """
     spectra, _, _, usable = _as_matrix(stack, mask)
     sample = spectra[:, _sample(usable, max_pixels, seed)].astype(np.float64)
     return singular_values(sample)
 
 
 def singular_values(x: np.ndarray) -> np.ndarray:
-    """Singular values of a short wide matrix (n, P), largest first, from its n x n Gram."""
+    """Singular values of a short wide matrix, from its n x n Gram.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (n, P) matrix.
+
+    Returns
+    -------
+    numpy.ndarray
+        min(n, P) singular values, largest first.
+    """
     x = np.asarray(x, dtype=np.float64)
     eigenvalues = np.linalg.eigvalsh(x @ x.T if x.shape[0] <= x.shape[1] else x.T @ x)
     return np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))
@@ -74,14 +129,27 @@ def singular_values(x: np.ndarray) -> np.ndarray:
 def estimate_components(
     singular_values: np.ndarray, shape: tuple[int, int], *, min_ratio: float = 0.035
 ) -> int:
-    """Number of significant components from a scree (``shape`` = (n_energy, n_pixels) of the
-    matrix it came from).
+    """Number of significant components of a scree.
 
     A component counts when its singular value is above both the noise floor of Gavish &
     Donoho's optimal hard threshold for unknown white noise, ``omega(beta) * median(s)``, and
     ``min_ratio`` times the first (the mean spectrum's). The second criterion ignores real but
     chemically negligible structure that normalization and registration leave in the spectra
     (a component of 3.5 % of the mean moves fractions by about as much as the fit's own error).
+
+    Parameters
+    ----------
+    singular_values : numpy.ndarray
+        The scree.
+    shape : tuple of int
+        (n_energy, n_pixels) of the matrix it came from.
+    min_ratio : float
+        Floor relative to the first singular value.
+
+    Returns
+    -------
+    int
+        At least 1.
     """
     s = np.sort(np.asarray(singular_values, dtype=np.float64))[::-1]
     n, p = shape
@@ -92,7 +160,7 @@ def estimate_components(
 
 
 def decompose(
-    stack: NormalizedStack | np.ndarray,
+    stack: SpectraStack | np.ndarray,
     method: Method = "nmf",
     n_components: int | None = None,
     mask: np.ndarray | None = None,
@@ -101,20 +169,40 @@ def decompose(
     max_pixels: int = 20_000,
     min_ratio: float = 0.035,
     seed: int = 0,
-) -> Product:
-    """Component maps and spectra of normalized spectra (n, ny, nx) or a NormalizedStack.
+) -> Decomposition:
+    """Component maps and spectra of normalized spectra.
 
     ``n_components=None`` estimates it from the scree (:func:`estimate_components`). NMF
     component spectra are scaled to unit mean above the edge (E0 + 20 eV, or the last third of
     the energies) so its maps read as fractions; NMF components are ordered by edge position
     (where the spectrum first reaches half its step), the others by importance.
 
-    Returns a Product with ``<method>/maps`` (k, ny, nx) (NaN where a spectrum is not finite),
-    ``<method>/components`` (k, n), the table ``<method>/scree`` and metadata (k, estimate, ...).
+    Parameters
+    ----------
+    stack : SpectraStack or numpy.ndarray
+        Normalized spectra (n, ny, nx), or a stack holding them (with energies, E0, mask).
+    method : {"pca", "nmf", "ica", "svd", "fa"}
+        The scikit-learn model.
+    n_components : int, optional
+        k; None: from the scree.
+    mask : numpy.ndarray, optional
+        (ny, nx) bool: pixels the model is fitted on (default: the stack's mask).
+    energies : numpy.ndarray, optional
+        (n,) eV, when ``stack`` is an array.
+    max_pixels : int
+        Pixels the model is fitted on at most (a random sample).
+    min_ratio : float
+        Scree floor relative to the first singular value.
+    seed : int
+        Seed of the sample and the model.
+
+    Returns
+    -------
+    Decomposition
     """
     if method not in METHODS:
         raise AnalysisError(f"unknown decomposition method {method!r}; use one of {METHODS}")
-    e0 = stack.e0 if isinstance(stack, NormalizedStack) else None
+    e0 = getattr(stack, "e0", None)
     spectra, (ny, nx), stack_energies, usable = _as_matrix(stack, mask)
     energies = stack_energies if energies is None else np.asarray(energies, dtype=np.float64)
     sample = spectra[:, _sample(usable, max_pixels, seed)].astype(np.float64)
@@ -152,15 +240,14 @@ def decompose(
         metadata["reconstruction_error"] = float(model.reconstruction_err_)
         # the maps are exact NNLS on the components, however far the factorization went
         metadata["converged"] = bool(model.n_iter_ < model.max_iter)
-    return Product(
-        images={f"{method}/maps": maps.reshape(k, ny, nx)},
-        spectra={f"{method}/components": components.astype(np.float32)},
-        tables={
-            f"{method}/scree": {
-                "component": np.arange(1, singular.size + 1),
-                "singular_value": singular,
-                "cumulative_energy": energy,
-            }
+    return Decomposition(
+        method=method,
+        maps=maps.reshape(k, ny, nx),
+        components=components.astype(np.float32),
+        scree={
+            "component": np.arange(1, singular.size + 1),
+            "singular_value": singular,
+            "cumulative_energy": energy,
         },
         energies=None if energies is None else np.asarray(energies),
         metadata=metadata,
@@ -234,8 +321,21 @@ def match_components(
 ) -> dict[str, np.ndarray]:
     """Pearson's r of every component spectrum with every library entry, best first per component.
 
-    Correlation is taken on the energies every library entry covers. Returns a table with
-    columns ``component`` (0-based), ``rank`` (1 = best), ``reference`` and ``pearson_r``.
+    Correlation is taken on the energies every library entry covers.
+
+    Parameters
+    ----------
+    component_spectra : numpy.ndarray
+        (k, n) spectra.
+    energies : numpy.ndarray
+        (n,) eV.
+    library : sequence of Reference
+        The entries to match.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        A table: ``component`` (0-based), ``rank`` (1 = best), ``reference``, ``pearson_r``.
     """
     components = np.atleast_2d(np.asarray(component_spectra, dtype=np.float64))
     energies = np.asarray(energies, dtype=np.float64)

@@ -11,7 +11,18 @@ EdgeMethod = Literal["derivative", "half_height"]
 
 def argmax_rows(values: np.ndarray) -> np.ndarray:
     """``np.argmax(values, axis=0)`` for (rows, P): a running maximum down the rows, which is
-    several times faster than numpy's reduction across the strided axis (first maximum wins)."""
+    several times faster than numpy's reduction across the strided axis (first maximum wins).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (rows, P) values.
+
+    Returns
+    -------
+    numpy.ndarray
+        (P,) row index of each column's maximum.
+    """
     best = np.array(values[0], dtype=np.float32)
     index = np.zeros(values.shape[1], dtype=np.intp)
     larger = np.empty(values.shape[1], dtype=bool)
@@ -90,6 +101,24 @@ def edge_energy(
     not be normalized. ``half_height``: where normalized spectra first rise through 0.5,
     interpolated. Pixels without an edge in the window get NaN. ``operator``, from
     :func:`derivative_operator` on the same arguments, saves building it again.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        (n_energy, P) spectra.
+    energy : numpy.ndarray
+        (n_energy,) eV.
+    window : (float, float)
+        Absolute window (eV) the edge is looked for in.
+    method : {"derivative", "half_height"}
+        How E0 is defined.
+    operator : tuple, optional
+        From :func:`derivative_operator`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (P,) E0 in eV, NaN where there is no edge in the window.
     """
     n_pixels = spectra.shape[1]
     if method == "half_height":
@@ -127,6 +156,20 @@ def peak_energy(spectra: np.ndarray, energy: np.ndarray, window: tuple[float, fl
     """White-line peak energy per pixel (eV): the maximum in ``window``, refined between points.
 
     The spectra should be pre-edge subtracted (normalized or not: scale does not matter).
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        (n_energy, P) pre-edge-subtracted spectra.
+    energy : numpy.ndarray
+        (n_energy,) eV.
+    window : (float, float)
+        Absolute window (eV).
+
+    Returns
+    -------
+    numpy.ndarray
+        (P,) peak energy in eV, NaN where the window holds no energy.
     """
     energy = np.asarray(energy, dtype=np.float64)
     rows = _padded_window(energy, window, energy.size)

@@ -65,7 +65,26 @@ def solve(
     admm_rho: float | None = None,
     admm_tolerance: float = 1e-4,
 ) -> np.ndarray:
-    """Coefficients (k, P) minimising ``||R c - y||^2`` per pixel, given ``G`` and ``h``."""
+    """Coefficients (k, P) minimising ``||R c - y||^2`` per pixel, given ``G`` and ``h``.
+
+    Parameters
+    ----------
+    G : numpy.ndarray
+        (k, k) Gram matrix ``R' R`` of the references.
+    h : numpy.ndarray
+        (k, P) ``R' y`` per pixel.
+    method : {"lstsq", "nnls", "admm"}
+        Unconstrained, exact non-negative, or iterative non-negative least squares.
+    sum_to_one : bool
+        Constrain the coefficients to sum to one.
+    admm_iterations, admm_rho, admm_tolerance
+        ADMM's iteration cap, penalty (None: from G) and stopping tolerance.
+
+    Returns
+    -------
+    numpy.ndarray
+        (k, P) coefficients.
+    """
     k = G.shape[0]
     if method == "lstsq":
         return _solve_subset(G, h, tuple(range(k)), sum_to_one)
@@ -114,7 +133,18 @@ def _nnls_enumerate(G: np.ndarray, h: np.ndarray, sum_to_one: bool) -> np.ndarra
 
 
 def project_simplex(v: np.ndarray) -> np.ndarray:
-    """Euclidean projection of each column of ``v`` (k, P) onto the probability simplex."""
+    """Euclidean projection of each column of ``v`` (k, P) onto the probability simplex.
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        (k, P) vectors.
+
+    Returns
+    -------
+    numpy.ndarray
+        (k, P), each column non-negative and summing to one.
+    """
     k = v.shape[0]
     u = -np.sort(-v, axis=0)
     css = np.cumsum(u, axis=0) - 1.0
@@ -175,7 +205,22 @@ def _admm(
 def residual_metrics(
     spectra: np.ndarray, references: np.ndarray, coefficients: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Residual sum of squares and sum of squared data per pixel, shape (P,) each."""
+    """Residual sum of squares and sum of squared data per pixel, shape (P,) each.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        (n_energy, P) data.
+    references : numpy.ndarray
+        (n_energy, k) reference columns.
+    coefficients : numpy.ndarray
+        (k, P) fitted coefficients.
+
+    Returns
+    -------
+    rss, total : numpy.ndarray
+        (P,) residual sum of squares and sum of squared data.
+    """
     residual = references.astype(spectra.dtype) @ coefficients
     np.subtract(spectra, residual, out=residual)
     rss = np.einsum("ep,ep->p", residual, residual)
@@ -191,7 +236,26 @@ def fit_spectra(
     sum_to_one: bool = False,
     **solver_options,
 ) -> np.ndarray:
-    """Fit spectra (n_energy, P) with reference columns (n_energy, k): coefficients (k, P)."""
+    """Fit spectra (n_energy, P) with reference columns (n_energy, k): coefficients (k, P).
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        (n_energy, P) spectra.
+    references : numpy.ndarray
+        (n_energy, k) reference columns.
+    method : {"lstsq", "nnls", "admm"}
+        As for :func:`solve`.
+    sum_to_one : bool
+        As for :func:`solve`.
+    **solver_options
+        Passed to :func:`solve`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (k, P) coefficients.
+    """
     references = np.asarray(references, dtype=np.float64)
     if references.ndim != 2 or references.shape[0] != spectra.shape[0]:
         raise FitError(

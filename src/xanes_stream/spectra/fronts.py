@@ -10,26 +10,8 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import Field
 
 from xanes_stream.errors import AnalysisError
-from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
-from xanes_stream.pipeline.section import Window, _Section
-from xanes_stream.spectra.references import Reference
-
-
-class FrontSettings(_Section):
-    """Edge-energy contour masks."""
-
-    enabled: bool = False
-    windows: tuple[Window, ...] = Field(
-        (), description="absolute E0 windows (eV); empty: n_windows equal windows spanning E0"
-    )
-    n_windows: int = Field(3, ge=1, le=50, description="windows when none are given")
-    percentiles: Window = Field(
-        (5.0, 95.0), description="E0 span (percentiles in the mask) split into n_windows"
-    )
-    use_mask: bool = Field(True, description="only pixels in the quality mask")
 
 
 def _check_windows(windows: Sequence[Sequence[float]]) -> np.ndarray:
@@ -46,8 +28,22 @@ def edge_energy_contours(
     windows: Sequence[tuple[float, float]],
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(k, ny, nx) bool: pixels whose E0 (eV) lies in window i, low <= E0 < high, inside
-    ``mask`` when one is given. NaN edge energies are in no window."""
+    """Masks of the pixels whose E0 lies in each window, ``low <= E0 < high``.
+
+    Parameters
+    ----------
+    edge_energy : numpy.ndarray
+        (ny, nx) E0 map (eV); NaN is in no window.
+    windows : sequence of (float, float)
+        Absolute E0 windows (eV).
+    mask : numpy.ndarray, optional
+        (ny, nx) bool: only these pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (k, ny, nx) bool, one mask per window.
+    """
     bounds = _check_windows(windows)
     e0 = np.asarray(edge_energy)
     if mask is not None and np.shape(mask) != e0.shape:
@@ -67,7 +63,24 @@ def spanning_windows(
     n_windows: int,
     percentiles: tuple[float, float] = (5.0, 95.0),
 ) -> list[tuple[float, float]]:
-    """``n_windows`` equal, adjacent windows from the low to the high percentile of E0."""
+    """Equal, adjacent windows from the low to the high percentile of E0.
+
+    Parameters
+    ----------
+    edge_energy : numpy.ndarray
+        (ny, nx) E0 map (eV).
+    mask : numpy.ndarray or None
+        (ny, nx) bool: the pixels whose E0 counts.
+    n_windows : int
+        How many windows.
+    percentiles : (float, float)
+        The span of E0 to split.
+
+    Returns
+    -------
+    list of (float, float)
+        The windows (eV).
+    """
     values = np.asarray(edge_energy)
     values = values[mask.astype(bool)] if mask is not None else values.ravel()
     values = values[np.isfinite(values)]
@@ -78,25 +91,3 @@ def spanning_windows(
         raise AnalysisError(f"edge energies span no range ({lo:.2f} eV); give the windows")
     edges = np.linspace(lo, hi, n_windows + 1)
     return [(float(a), float(b)) for a, b in itertools.pairwise(edges)]
-
-
-def run(
-    normalized: NormalizedStack,
-    maps: Maps,
-    settings: FrontSettings,
-    library: Sequence[Reference],
-) -> Product:
-    """Edge-energy contour masks of a scan: ``fronts/contours`` (k, ny, nx)."""
-    mask = maps.mask.astype(bool) if settings.use_mask else None
-    windows = list(settings.windows) or spanning_windows(
-        maps.edge_energy, mask, settings.n_windows, settings.percentiles
-    )
-    contours = edge_energy_contours(maps.edge_energy, windows, mask)
-    return Product(
-        images={"fronts/contours": contours},
-        metadata={
-            "windows": [list(w) for w in windows],
-            "pixels": contours.sum(axis=(1, 2)).tolist(),
-            "settings": settings.model_dump(mode="json"),
-        },
-    )

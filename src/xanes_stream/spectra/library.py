@@ -1,45 +1,13 @@
-"""A reference library: every spectrum in a folder, and shifted or broadened variants of one."""
+"""A reference library: shifted or broadened variants of a reference, and the library on a
+scan's energies (reading a folder of spectra is :func:`xanes_stream.io.references.load_library`)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from xanes_stream.errors import ReferenceError
-from xanes_stream.spectra.references import Reference, read_reference, unit_step
-
-#: File endings read as spectra by :func:`load_library`.
-SPECTRUM_SUFFIXES = (".xdi", ".txt", ".dat", ".csv", ".nor", ".xmu")
-_SKIP = ("readme", "license")
-
-
-def load_library(folder: str | Path) -> list[Reference]:
-    """Every reference spectrum in ``folder`` (XDI or two-column text), sorted by name.
-
-    README and LICENSE files are skipped; a file that cannot be read raises
-    :class:`ReferenceError` naming it.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ReferenceError(f"reference library {folder} is not a folder")
-    paths = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and p.suffix.lower() in SPECTRUM_SUFFIXES
-        and not p.name.lower().startswith(_SKIP)
-    )
-    if not paths:
-        raise ReferenceError(f"reference library {folder} holds no spectra ({SPECTRUM_SUFFIXES})")
-    library = [read_reference(p, _name(p)) for p in paths]
-    return sorted(library, key=lambda r: r.name)
-
-
-def _name(path: Path) -> str:
-    stem = path.stem
-    return stem[4:] if stem.lower().startswith("ref_") else stem
+from xanes_stream.spectra.references import Reference, unit_step
 
 
 def variant(
@@ -50,7 +18,24 @@ def variant(
     broaden: float = 0.0,
 ) -> Reference:
     """The edge-normalized ``reference`` moved by ``shift`` eV and/or convolved with a Gaussian
-    of ``broaden`` eV standard deviation (on a 0.1 eV grid), as a new library entry."""
+    of ``broaden`` eV standard deviation (on a 0.1 eV grid), as a new library entry.
+
+    Parameters
+    ----------
+    reference : Reference
+        The entry to vary.
+    name : str
+        The new entry's name.
+    shift : float
+        Energy shift (eV).
+    broaden : float
+        Gaussian standard deviation (eV); 0: none.
+
+    Returns
+    -------
+    Reference
+        Edge-normalized.
+    """
     base = unit_step(reference)
     energy, mu = base.energy, base.mu
     if broaden > 0:

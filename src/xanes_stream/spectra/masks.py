@@ -8,7 +8,18 @@ from xanes_stream.spectra.features import argmax_rows
 
 
 def otsu_threshold(values: np.ndarray) -> float:
-    """Otsu's threshold of the finite values (NaN when there are fewer than two distinct)."""
+    """Otsu's threshold of the finite values (NaN when there are fewer than two distinct).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Any shape; non-finite values are ignored.
+
+    Returns
+    -------
+    float
+        The threshold.
+    """
     from skimage.filters import threshold_otsu
 
     values = np.ravel(values)
@@ -48,6 +59,18 @@ def nearest_centre(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Index of the nearest centre for every column of ``features`` (q, P).
 
     |x - c|^2 = |x|^2 - 2 x.c + |c|^2, so the nearest centre maximises x.c - |c|^2 / 2.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        (q, P) points.
+    centres : numpy.ndarray
+        (k, q) centres.
+
+    Returns
+    -------
+    numpy.ndarray
+        (P,) index 0..k-1 of each point's nearest centre.
     """
     half_norms = 0.5 * np.einsum("kq,kq->k", centres, centres)
     scores = centres @ features - half_norms[:, None]  # (k, P)
@@ -69,6 +92,26 @@ def kmeans_clusters(
     K-means is fitted on a random sample of masked pixels and then assigns every masked pixel.
     Labels are ordered by the mean of ``order_by`` (e.g. edge energy) in each cluster, so the
     same sample gives the same labels.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        (q, P) features per pixel.
+    mask : numpy.ndarray
+        (P,) bool: the pixels to cluster.
+    n_clusters : int
+        k; 0 gives no clusters.
+    order_by : numpy.ndarray, optional
+        (P,) value whose cluster means order the labels.
+    sample_size : int
+        Pixels k-means is fitted on at most.
+    seed : int
+        Seed of the sample and of k-means.
+
+    Returns
+    -------
+    numpy.ndarray
+        (P,) int8 labels.
     """
     from sklearn.cluster import KMeans  # slow to import: only when clustering
 

@@ -41,6 +41,18 @@ def find_e0(energy: np.ndarray, mu: np.ndarray) -> float:
 
     Follows Larch's ``find_e0``: the derivative is smoothed lightly, the first and last 2% of
     points are ignored, and the maximum must have high-derivative neighbours on both sides.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        (n,) eV, increasing.
+    mu : numpy.ndarray
+        (n,) absorption.
+
+    Returns
+    -------
+    float
+        E0 in eV.
     """
     energy = np.asarray(energy, dtype=np.float64)
     mu = np.asarray(mu, dtype=np.float64)
@@ -78,6 +90,23 @@ def edge_windows(
     that), post = (min(25, norm2/15), last energy - E0), post-edge polynomial order 2 when the
     post-edge window is wider than 300 eV, 1 when wider than 30 eV, else 0. ``fit`` is absolute
     and defaults to the whole scan.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        (n,) eV of the scan.
+    e0 : float
+        Edge energy (eV).
+    pre, post : (float, float), optional
+        Windows relative to E0 (eV); None: Larch's defaults.
+    post_order : int, optional
+        Post-edge polynomial order; None: from the window's width.
+    fit : (float, float), optional
+        Absolute fit range (eV); None: the whole scan.
+
+    Returns
+    -------
+    EdgeWindows
     """
     energy = np.asarray(energy, dtype=np.float64)
     lo, hi = float(energy[0]), float(energy[-1])
@@ -117,6 +146,18 @@ def larch_rows(energy: np.ndarray, window: tuple[float, float]) -> np.ndarray:
 
     From the last energy at or below the start to the energy nearest the end, end excluded,
     and at least two points.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        (n,) eV.
+    window : (float, float)
+        Absolute window (eV).
+
+    Returns
+    -------
+    numpy.ndarray
+        Row indices.
     """
     start = max(int(np.searchsorted(energy, window[0] + 1e-9, side="right")) - 1, 0)
     stop = int(np.argmin(np.abs(energy - window[1])))
@@ -224,7 +265,22 @@ class Normalized:
 
 
 def normalize(energy: np.ndarray, mu: np.ndarray, windows: EdgeWindows) -> Normalized:
-    """Edge-normalize spectra ``mu`` of shape (n_energy,) or (n_energy, P) at every energy."""
+    """Edge-normalize spectra ``mu`` of shape (n_energy,) or (n_energy, P) at every energy.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        (n_energy,) eV.
+    mu : numpy.ndarray
+        (n_energy,) or (n_energy, P) absorption.
+    windows : EdgeWindows
+        From :func:`edge_windows`.
+
+    Returns
+    -------
+    Normalized
+        The normalized spectra, edge step and pre- and post-edge curves.
+    """
     mu = np.asarray(mu, dtype=np.float64)
     squeeze = mu.ndim == 1
     mu2 = mu[:, None] if squeeze else mu

@@ -36,25 +36,38 @@ class SpectrumFit:
     edge_step: float
 
     def as_dict(self) -> dict:
-        """Plain lists and floats (NaN as None) for JSON."""
-        from xanes_stream.pipeline.results import jsonable
+        """The fit as plain lists and floats (NaN stays NaN: JSON writers such as the web
+        view's turn it into null).
 
-        return jsonable(
-            {
-                "energies": self.energies,
-                "normalized": self.normalized,
-                "fit": self.fit,
-                "components": dict(zip(self.reference_names, self.components, strict=True)),
-                "fractions": dict(zip(self.reference_names, self.coefficients, strict=True)),
-                "r_factor": self.r_factor,
-                "edge_step": self.edge_step,
-            },
-            finite=True,
-        )
+        Returns
+        -------
+        dict
+            ``energies``, ``normalized``, ``fit``, ``components`` and ``fractions`` (by
+            reference name), ``r_factor``, ``edge_step``.
+        """
+        return {
+            "energies": self.energies.tolist(),
+            "normalized": self.normalized.tolist(),
+            "fit": self.fit.tolist(),
+            "components": dict(zip(self.reference_names, self.components.tolist(), strict=True)),
+            "fractions": dict(zip(self.reference_names, self.coefficients.tolist(), strict=True)),
+            "r_factor": float(self.r_factor),
+            "edge_step": float(self.edge_step),
+        }
 
 
 def windows_from(normalization: Mapping) -> EdgeWindows:
-    """The :class:`EdgeWindows` of a maps' ``metadata["normalization"]``."""
+    """The :class:`EdgeWindows` of a maps' ``metadata["normalization"]``.
+
+    Parameters
+    ----------
+    normalization : mapping
+        ``e0``, ``pre_edge``, ``post_edge``, ``post_edge_order`` and ``fit_range``.
+
+    Returns
+    -------
+    EdgeWindows
+    """
     try:
         return EdgeWindows(
             e0=float(normalization["e0"]),
@@ -76,7 +89,27 @@ def fit_normalized(
     sum_to_one: str = "none",
     edge_step: float = float("nan"),
 ) -> SpectrumFit:
-    """Fit one normalized spectrum (on ``energies``, eV) by the references, as analyze does."""
+    """Fit one normalized spectrum (on ``energies``, eV) by the references, as analyze does.
+
+    Parameters
+    ----------
+    normalized : numpy.ndarray
+        (n_fit,) normalized spectrum.
+    energies : numpy.ndarray
+        (n_fit,) eV.
+    references : sequence of Reference
+        The fit's references.
+    method : str
+        As for :func:`~xanes_stream.spectra.fit.solve`.
+    sum_to_one : {"none", "normalize", "constrain"}
+        As the fit settings say.
+    edge_step : float
+        The pixel's edge step, reported as is.
+
+    Returns
+    -------
+    SpectrumFit
+    """
     energies = np.asarray(energies, dtype=np.float64)
     y = np.asarray(normalized, dtype=np.float64)
     if y.shape != energies.shape:
@@ -115,6 +148,27 @@ def pixel_spectrum(
 
     Frames are sorted by energy and repeated energies averaged, as in analyze; with
     ``energies_used`` (``maps.energies``) frames analyze dropped are left out too.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        (n, ny, nx) optical density.
+    energies : numpy.ndarray
+        (n,) eV.
+    y, x : int
+        The pixel.
+    references : sequence of Reference
+        The fit's references.
+    normalization : mapping
+        ``maps.metadata["normalization"]``.
+    energies_used : numpy.ndarray, optional
+        ``maps.energies``: the energies analyze kept.
+    method, sum_to_one
+        As for :func:`fit_normalized`.
+
+    Returns
+    -------
+    SpectrumFit
     """
     frames = np.asarray(frames)
     energies = np.asarray(energies, dtype=np.float64).ravel()

@@ -1,21 +1,14 @@
-"""Reference spectra: reading them from files and putting them on a scan's energies."""
+"""Reference spectra: the :class:`Reference` type and putting references on a scan's energies
+(reading them from files is :mod:`xanes_stream.io.references`)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from xanes_stream.errors import ReferenceError
 from xanes_stream.spectra.normalize import edge_windows, find_e0, normalize
-
-#: Column names that hold a measured absorption, most preferred first.
-_MU_COLUMNS = ("norm", "flat", "mu", "mutrans", "mufluor", "murefer")
-#: Energies below this are taken to be in keV.
-_KEV_LIMIT = 200.0
 
 
 @dataclass(frozen=True)
@@ -49,108 +42,23 @@ class Reference:
 
 
 def looks_normalized(energy: np.ndarray, mu: np.ndarray) -> bool:
-    """Guess whether a spectrum is edge-normalized: ~0 before the edge and ~1 well after."""
+    """Guess whether a spectrum is edge-normalized: ~0 before the edge and ~1 well after.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        (n,) eV.
+    mu : numpy.ndarray
+        (n,) absorption.
+
+    Returns
+    -------
+    bool
+    """
     n = mu.size
     head = np.median(mu[: max(3, n // 20)])
     tail = np.median(mu[-max(3, n // 10) :])
     return abs(head) < 0.1 and abs(tail - 1.0) < 0.25
-
-
-def read_reference(
-    path: str | Path, name: str | None = None, *, normalized: bool | None = None
-) -> Reference:
-    """Read a reference spectrum from an XDI file or a two-column text file.
-
-    Energies in keV are detected and converted to eV. ``normalized=None`` guesses from the data
-    whether the spectrum is already edge-normalized.
-    """
-    path = Path(path)
-    name = name or path.stem
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        raise ReferenceError(f"reference {name!r}: cannot read {path}: {exc.strerror}") from None
-    columns, comments = _parse_columns(text)
-    try:
-        table = np.loadtxt(
-            [line for line in text.splitlines() if line.strip() and line.lstrip()[0] not in "#;!"],
-            ndmin=2,
-        )
-    except ValueError as exc:
-        raise ReferenceError(f"reference {name!r}: {path} is not a numeric table: {exc}") from None
-    if table.shape[1] < 2 or table.shape[0] < 3:
-        raise ReferenceError(f"reference {name!r}: {path} needs two columns and 3+ rows")
-    mu_column = _choose_mu_column(columns, table.shape[1])
-    energy = table[:, 0]
-    if np.nanmax(energy) < _KEV_LIMIT:
-        energy = energy * 1000.0
-    mu = table[:, mu_column]
-    order = np.argsort(energy, kind="stable")
-    energy, mu = energy[order], mu[order]
-    if normalized is None:
-        normalized = looks_normalized(energy, mu)
-    return Reference(
-        name=name,
-        energy=energy,
-        mu=mu,
-        normalized=normalized,
-        source=str(path),
-        metadata={"column": columns.get(mu_column, str(mu_column)), "header": comments[:40]},
-    )
-
-
-def _parse_columns(text: str) -> tuple[dict[int, str], list[str]]:
-    """Column names (0-based index -> lower-case name) from an XDI or commented header."""
-    columns: dict[int, str] = {}
-    comments = []
-    last_comment = ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith("#"):
-            if stripped:
-                break
-            continue
-        comments.append(stripped)
-        match = re.match(r"#\s*Column\.(\d+)\s*:\s*(\S+)", stripped, re.IGNORECASE)
-        if match:
-            columns[int(match.group(1)) - 1] = match.group(2).lower()
-        last_comment = stripped
-    if not columns and last_comment:
-        names = last_comment.lstrip("#").split()
-        if len(names) >= 2 and not any(_is_number(n) for n in names):
-            columns = {i: n.lower() for i, n in enumerate(names)}
-    return columns, comments
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _choose_mu_column(columns: dict[int, str], n_columns: int) -> int:
-    for wanted in _MU_COLUMNS:
-        for index, name in columns.items():
-            if name == wanted and index < n_columns:
-                return index
-    return 1
-
-
-def bundled_reference(name: str) -> Reference:
-    """One of the reference spectra shipped with xanes-stream, e.g. ``"NiO"`` or ``"Ni"``."""
-    files = {
-        "NiO": "ref_NiO.txt",
-        "LiNiO2": "ref_LiNiO2.txt",
-        "Ni": "ni_metal_rt.xdi",
-        "Cu": "cu_metal_rt.xdi",
-    }
-    if name not in files:
-        raise ReferenceError(f"no bundled reference {name!r}; have {sorted(files)}")
-    folder = resources.files("xanes_stream") / "data" / "references"
-    with resources.as_file(folder / files[name]) as path:
-        return read_reference(path, name)
 
 
 def unit_step(reference: Reference) -> Reference:
@@ -159,6 +67,16 @@ def unit_step(reference: Reference) -> Reference:
     A reference's edge step is best measured over its full range (a XANES scan's short
     post-edge window holds white-line tails and oscillations), so raw references are
     normalized here, once, and the scan's pixels carry any window bias as a common factor.
+
+    Parameters
+    ----------
+    reference : Reference
+        Raw or normalized.
+
+    Returns
+    -------
+    Reference
+        Normalized (``reference`` itself when it already is).
     """
     if reference.normalized:
         return reference
@@ -175,6 +93,20 @@ def reference_matrix(
     """The edge-normalized references on ``energies`` as columns of an (n_energy, k) matrix.
 
     Raises :class:`ReferenceError` when a reference does not cover ``fit_range`` (eV).
+
+    Parameters
+    ----------
+    references : list of Reference
+        Uniquely named references.
+    energies : numpy.ndarray
+        (n_energy,) eV.
+    fit_range : (float, float)
+        Absolute range (eV) every reference must cover.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_energy, k).
     """
     energies = np.asarray(energies, dtype=np.float64)
     names = [r.name for r in references]

@@ -12,12 +12,29 @@ Per pixel, with ``d_i = OD(E_i) - OD_pre(E_i)`` and the edge-normalized referenc
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from xanes_stream.errors import AnalysisError
-from xanes_stream.pipeline.results import Product
 from xanes_stream.spectra.masks import otsu_threshold
 from xanes_stream.spectra.references import Reference, unit_step
+
+
+@dataclass
+class TwoEnergyMaps:
+    """Two-energy maps of :func:`two_energy_maps`: (ny, nx) float32 ``fraction_a``,
+    ``fraction_error`` (1 sigma), ``thickness`` (C_A + C_B), ``polar_angle`` (degrees), the
+    (2, ny, nx) ``concentrations``, int8 ``phases`` (0 outside the mask, 1 A-rich, 2 mixed,
+    3 B-rich) and JSON-able ``metadata``."""
+
+    fraction_a: np.ndarray
+    fraction_error: np.ndarray
+    thickness: np.ndarray
+    concentrations: np.ndarray
+    polar_angle: np.ndarray
+    phases: np.ndarray
+    metadata: dict = field(default_factory=dict)
 
 
 def _unit(reference: Reference, energies: np.ndarray) -> np.ndarray:
@@ -35,7 +52,20 @@ def choose_energies(
     reference_a: Reference, reference_b: Reference, energies: np.ndarray
 ) -> tuple[float, float]:
     """The pair (E1 < E2) of ``energies`` whose 2x2 solve amplifies noise least for a 50:50
-    mixture: minimal ``|(0.5, -0.5) M^-1|``."""
+    mixture: minimal ``|(0.5, -0.5) M^-1|``.
+
+    Parameters
+    ----------
+    reference_a, reference_b : Reference
+        The two references.
+    energies : numpy.ndarray
+        Candidate energies (eV).
+
+    Returns
+    -------
+    tuple of float
+        (E1, E2) in eV.
+    """
     energies = np.asarray(energies, dtype=np.float64)
     a, b = _unit(reference_a, energies), _unit(reference_b, energies)
     i, j = np.triu_indices(energies.size, k=1)
@@ -51,8 +81,19 @@ def choose_energies(
 
 
 def estimate_od_noise(od: np.ndarray) -> np.ndarray:
-    """Noise (1 sigma) of each OD image (m, ny, nx) from differences of horizontal neighbours
-    (robust: 1.4826 x median absolute deviation / sqrt(2))."""
+    """Noise (1 sigma) of each OD image from differences of horizontal neighbours (robust:
+    1.4826 x median absolute deviation / sqrt(2)).
+
+    Parameters
+    ----------
+    od : numpy.ndarray
+        (m, ny, nx) images.
+
+    Returns
+    -------
+    numpy.ndarray
+        (m,) noise per image.
+    """
     od = np.asarray(od)
     step = max(1, od.shape[1] * od.shape[2] // 250_000)  # every step-th row is plenty
     diff = np.diff(od[:, ::step].astype(np.float64), axis=2).reshape(od.shape[0], -1)
@@ -74,7 +115,7 @@ def two_energy_maps(
     mask: np.ndarray | None = None,
     od_noise: float | np.ndarray | None = None,
     misregistration: float = 0.0,
-) -> Product:
+) -> TwoEnergyMaps:
     """Fractions of A and B per pixel from optical density (m, ny, nx) at a few ``energies``.
 
     ``e1``, ``e2``: the two energies (nearest frames are used); None picks them with
@@ -96,10 +137,22 @@ def two_energy_maps(
     shapes, the energy dependence of non-resonant background between the pre-edge and E1, E2),
     which on the Ni K-edge phantoms stay below 0.02.
 
-    Images (prefix ``two_energy/``): ``fraction_a``, ``fraction_error``, ``thickness``,
-    ``concentrations`` (2, ny, nx), ``polar_angle`` (degrees), ``phases`` (0 outside the mask,
-    1 A-rich, 2 mixed, 3 B-rich); metadata: energies used, the 2x2 matrix, the polar angles of
-    pure A and B, the threshold, the OD noise.
+    Parameters
+    ----------
+    od : numpy.ndarray
+        (m, ny, nx) optical density.
+    energies : numpy.ndarray
+        (m,) eV.
+    reference_a, reference_b : Reference
+        The two references.
+    e1, e2, pre_edge, threshold, mask, od_noise, misregistration
+        As above.
+
+    Returns
+    -------
+    TwoEnergyMaps
+        The maps; metadata: energies used, the 2x2 matrix, the polar angles of pure A and B,
+        the threshold, the OD noise.
     """
     od = np.asarray(od)
     energies = np.asarray(energies, dtype=np.float64).ravel()
@@ -173,15 +226,13 @@ def two_energy_maps(
     f = fraction.reshape(ny, nx)
     phases = np.where(f > 1 - x, 1, np.where(f < x, 3, 2)).astype(np.int8)
     phases = np.where(mask, phases, 0).astype(np.int8)
-    return Product(
-        images={
-            "two_energy/fraction_a": f.astype(np.float32),
-            "two_energy/fraction_error": error.reshape(ny, nx).astype(np.float32),
-            "two_energy/thickness": thickness_map.astype(np.float32),
-            "two_energy/concentrations": conc.reshape(2, ny, nx).astype(np.float32),
-            "two_energy/polar_angle": angle.reshape(ny, nx).astype(np.float32),
-            "two_energy/phases": phases,
-        },
+    return TwoEnergyMaps(
+        fraction_a=f.astype(np.float32),
+        fraction_error=error.reshape(ny, nx).astype(np.float32),
+        thickness=thickness_map.astype(np.float32),
+        concentrations=conc.reshape(2, ny, nx).astype(np.float32),
+        polar_angle=angle.reshape(ny, nx).astype(np.float32),
+        phases=phases,
         metadata={
             "references": [reference_a.name, reference_b.name],
             "e1": float(energies[rows[0]]),

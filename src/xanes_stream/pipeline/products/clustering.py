@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from xanes_stream.pipeline.products._common import region
+from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
 from xanes_stream.pipeline.section import _Section
 from xanes_stream.spectra.clustering import cluster_spectra
@@ -25,18 +26,43 @@ class Settings(_Section):
     seed: int = 0
 
 
+@register(NAME, Settings)
 def run(
     normalized: NormalizedStack,
     maps: Maps | None,
     settings: Settings,
     library: Sequence[Reference],
 ) -> Product:
-    """``clusters/labels``, ``clusters/spectra`` and ``clusters/elbow`` (the library is unused)."""
-    return cluster_spectra(
+    """K-means clusters of a scan's normalized spectra.
+
+    Parameters
+    ----------
+    normalized : NormalizedStack
+        The scan's edge-normalized spectra.
+    maps : Maps or None
+        Its maps (their quality mask is the region), if any.
+    settings : Settings
+        This section.
+    library : sequence of Reference
+        Unused.
+
+    Returns
+    -------
+    Product
+        ``clusters/labels``, ``clusters/spectra`` and the table ``clusters/elbow``.
+    """
+    clusters = cluster_spectra(
         normalized,
         settings.k,
         settings.k_max,
         region(normalized, maps),
         max_pixels=settings.max_pixels,
         seed=settings.seed,
+    )
+    return Product(
+        images={"clusters/labels": clusters.labels},
+        spectra={"clusters/spectra": clusters.spectra},
+        tables={"clusters/elbow": clusters.elbow},
+        energies=clusters.energies,
+        metadata=clusters.metadata,
     )

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from xanes_stream.errors import AnalysisError
 from xanes_stream.pipeline.products._common import region
+from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
 from xanes_stream.pipeline.section import _Section
 from xanes_stream.spectra.combinatorial import combinatorial_fit
@@ -29,13 +30,31 @@ class Settings(_Section):
     min_ratio: float = Field(0.035, gt=0, lt=1, description="scree floor when max_size is None")
 
 
+@register(NAME, Settings)
 def run(
     normalized: NormalizedStack,
     maps: Maps | None,
     settings: Settings,
     library: Sequence[Reference],
 ) -> Product:
-    """``combinatorial/fractions``, ``/r_factor``, ``/spectrum``, ``/fit`` and ``/ranking``."""
+    """Combinatorial fitting of a scan's normalized spectra over the library.
+
+    Parameters
+    ----------
+    normalized : NormalizedStack
+        The scan's edge-normalized spectra.
+    maps : Maps or None
+        Its maps (their quality mask is the region), if any.
+    settings : Settings
+        This section.
+    library : sequence of Reference
+        The entries to combine (at least one).
+
+    Returns
+    -------
+    Product
+        ``combinatorial/fractions``, ``/r_factor``, ``/spectrum``, ``/fit`` and ``/ranking``.
+    """
     if not library:
         raise AnalysisError("combinatorial fitting needs a reference library")
     mask = region(normalized, maps)
@@ -46,8 +65,13 @@ def run(
         shape = (normalized.energies.size, min(n_pixels, 20_000))
         max_size = estimate_components(singular, shape, min_ratio=settings.min_ratio)
     max_size = min(max_size, len(library))
-    product = combinatorial_fit(
+    fit = combinatorial_fit(
         normalized, library, max_size, mask, binning=settings.binning, noise=settings.noise
     )
-    product.metadata["max_size_from"] = "settings" if settings.max_size else "scree"
-    return product
+    return Product(
+        images={"combinatorial/fractions": fit.fractions, "combinatorial/r_factor": fit.r_factor},
+        spectra={"combinatorial/spectrum": fit.spectrum, "combinatorial/fit": fit.fit},
+        tables={"combinatorial/ranking": fit.ranking},
+        energies=fit.energies,
+        metadata={**fit.metadata, "max_size_from": "settings" if settings.max_size else "scree"},
+    )

@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import Field
 
 from xanes_stream.pipeline.products._common import region
+from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
 from xanes_stream.pipeline.section import _Section
-from xanes_stream.spectra.decomposition import decompose, match_components
+from xanes_stream.spectra.decomposition import Decomposition, decompose, match_components
 from xanes_stream.spectra.references import Reference
 
 NAME = "decomposition"
@@ -27,15 +28,56 @@ class Settings(_Section):
     seed: int = 0
 
 
+def as_product(result: Decomposition) -> Product:
+    """The product of a decomposition: ``<method>/maps``, ``<method>/components`` and the
+    table ``<method>/scree``.
+
+    Parameters
+    ----------
+    result : Decomposition
+        From :func:`~xanes_stream.spectra.decomposition.decompose`.
+
+    Returns
+    -------
+    Product
+    """
+    method = result.method
+    return Product(
+        images={f"{method}/maps": result.maps},
+        spectra={f"{method}/components": result.components},
+        tables={f"{method}/scree": result.scree},
+        energies=result.energies,
+        metadata=result.metadata,
+    )
+
+
+@register(NAME, Settings)
 def run(
     normalized: NormalizedStack,
     maps: Maps | None,
     settings: Settings,
     library: Sequence[Reference],
 ) -> Product:
-    """``<method>/maps``, ``<method>/components``, ``<method>/scree`` and, with a library,
-    ``<method>/matches`` (Pearson r of each component spectrum with each entry, ranked)."""
-    product = decompose(
+    """Decomposition of a scan's normalized spectra.
+
+    Parameters
+    ----------
+    normalized : NormalizedStack
+        The scan's edge-normalized spectra.
+    maps : Maps or None
+        Its maps (their quality mask is the region), if any.
+    settings : Settings
+        This section.
+    library : sequence of Reference
+        Entries to match the components to (may be empty).
+
+    Returns
+    -------
+    Product
+        ``<method>/maps``, ``<method>/components``, ``<method>/scree`` and, with a library,
+        ``<method>/matches`` (Pearson r of each component spectrum with each entry, ranked).
+    """
+    result = decompose(
         normalized,
         settings.method,
         settings.n_components,
@@ -44,9 +86,9 @@ def run(
         min_ratio=settings.min_ratio,
         seed=settings.seed,
     )
+    product = as_product(result)
     if library:
-        components = product.spectra[f"{settings.method}/components"]
         product.tables[f"{settings.method}/matches"] = match_components(
-            components, normalized.energies, library
+            result.components, normalized.energies, library
         )
     return product

@@ -7,12 +7,14 @@ For a scan of only a few energies (which cannot be edge-normalized), call
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 
 import numpy as np
 from pydantic import Field
 
 from xanes_stream.errors import AnalysisError
 from xanes_stream.pipeline.products._common import by_name, region
+from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
 from xanes_stream.pipeline.section import _Section
 from xanes_stream.spectra.references import Reference
@@ -40,13 +42,31 @@ class Settings(_Section):
     )
 
 
+@register(NAME, Settings)
 def run(
     normalized: NormalizedStack,
     maps: Maps | None,
     settings: Settings,
     library: Sequence[Reference],
 ) -> Product:
-    """Two-energy maps of the stack's OD above its pre-edge line (``two_energy/...`` images)."""
+    """Two-energy maps of the stack's OD above its pre-edge line.
+
+    Parameters
+    ----------
+    normalized : NormalizedStack
+        The scan's edge-normalized spectra.
+    maps : Maps or None
+        Its maps (fitted references are the default pair; shifts say if it was registered).
+    settings : Settings
+        This section.
+    library : sequence of Reference
+        Where the two references are looked up.
+
+    Returns
+    -------
+    Product
+        The ``two_energy/...`` images.
+    """
     defaults = list(maps.reference_names) if maps is not None else [r.name for r in library]
     od = normalized.spectra * normalized.edge_step[None]  # mu minus the pre-edge line
     registered = maps is not None and bool(np.any(maps.shifts))
@@ -74,7 +94,30 @@ def maps_of_od(
 ) -> Product:
     """:func:`~xanes_stream.spectra.two_energy.two_energy_maps` as ``settings`` say; references
     not named there are the first two of ``defaults``; ``registered`` frames add the settings'
-    ``misregistration`` to the stated error."""
+    ``misregistration`` to the stated error.
+
+    Parameters
+    ----------
+    od : numpy.ndarray
+        (m, ny, nx) optical density.
+    energies : numpy.ndarray
+        (m,) eV.
+    settings : Settings
+        The two-energy section.
+    defaults : sequence of str
+        Reference names to fall back on.
+    library : sequence of Reference
+        Where the references are looked up.
+    registered : bool
+        Whether the frames were moved into register.
+    mask, od_noise
+        As for ``two_energy_maps``.
+
+    Returns
+    -------
+    Product
+        The ``two_energy/...`` images and the metadata.
+    """
     names = [settings.reference_a, settings.reference_b]
     for i, name in enumerate(names):
         if name is None:
@@ -82,7 +125,7 @@ def maps_of_od(
                 raise AnalysisError("two-energy maps need two references (set reference_a/b)")
             names[i] = defaults[i]
     reference_a, reference_b = (by_name(library, name) for name in names)
-    return two_energy_maps(
+    result = two_energy_maps(
         od,
         energies,
         reference_a,
@@ -95,3 +138,6 @@ def maps_of_od(
         od_noise=od_noise,
         misregistration=settings.misregistration if registered else 0.0,
     )
+    images = {f"two_energy/{f.name}": getattr(result, f.name) for f in fields(result)}
+    del images["two_energy/metadata"]
+    return Product(images=images, metadata=result.metadata)
