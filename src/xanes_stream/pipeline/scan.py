@@ -15,7 +15,7 @@ import numpy as np
 
 from xanes_stream.errors import AnalysisError
 from xanes_stream.pipeline.analyze import analyze
-from xanes_stream.pipeline.products import run_products
+from xanes_stream.pipeline.product_runner import run_products
 from xanes_stream.pipeline.results import Maps
 from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
 from xanes_stream.pipeline.volume import analyze_volume

@@ -73,7 +73,7 @@ class MaskSettings(_Section):
 
 
 class _Products(_Section):
-    """The analyses beyond the fit, each off unless ``enabled`` (see ``products.run_products``).
+    """The analyses beyond the fit, each off unless ``enabled`` (see ``run_products``).
 
     One field per registered analysis (:mod:`~xanes_stream.pipeline.products.registry`), in
     the order they run, then ``library``.

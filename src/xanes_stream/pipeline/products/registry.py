@@ -3,7 +3,7 @@
 Each plug-in module registers itself with :func:`register` (a settings section, whose
 ``enabled`` is off by default, and an adapter ``run(normalized, maps, settings, library) ->
 Product``); :class:`~xanes_stream.pipeline.settings.ProductSettings` is built from the registry
-and :func:`~xanes_stream.pipeline.products.run_products` runs what it enables, in its order.
+and :func:`~xanes_stream.pipeline.product_runner.run_products` runs what it enables, in its order.
 Plug-ins import :mod:`~xanes_stream.pipeline.section` and :mod:`~xanes_stream.pipeline.results`,
 never :mod:`~xanes_stream.pipeline.settings` (which imports this registry).
 """
