@@ -14,7 +14,6 @@ from bluesky import RunEngine
 from bluesky.plans import count
 from bluesky.preprocessors import msg_mutator
 
-from xanes_stream.devtools.launcher import local_pipeline
 from xanes_stream.sim.beamline import make_beamline
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
 from xanes_stream.store.tiled_store import TiledResultStore
@@ -40,20 +39,8 @@ MAPS = (
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("detector")
-    with local_pipeline(tmp_path_factory.mktemp("tiled"), data_dir) as (tiled, proxy, service):
-        yield type(
-            "Live",
-            (),
-            {
-                "tiled": tiled,
-                "proxy": proxy,
-                "service": service,
-                "data_dir": data_dir,
-                "client": tiled.client(),
-            },
-        )
+def live(start_pipeline):
+    return start_pipeline()
 
 
 def simulate(live, **options):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import skops.io as sio
-from normalized_phantom import normalized_stack
+from helpers.normalized_phantom import normalized_stack
 
 from xanes_stream import analyze
 from xanes_stream.pipeline.products.ml import (
@@ -18,14 +18,13 @@ from xanes_stream.pipeline.products.ml import (
     train,
     training_set,
 )
-from xanes_stream.sim.phantom import make_phantom
 
 NAMES = ["NiO", "LiNiO2"]
 
 
 @pytest.fixture(scope="module")
-def scan():
-    p = make_phantom((64, 64), references=("NiO", "LiNiO2"), n_particles=3, drift=0, seed=7)
+def scan(small_phantom):
+    p = small_phantom
     maps = analyze(
         p.frames,
         p.energies,
