@@ -13,6 +13,7 @@ import zmq
 from bluesky import RunEngine
 from bluesky.plans import count
 from bluesky.preprocessors import msg_mutator
+from helpers.library10 import library10
 
 from xanes_stream.sim.beamline import make_beamline
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
@@ -354,8 +355,6 @@ def analysed_series(live):
     """Three scans of an in-operando series (64 x 64), every analysis switched on by the start
     document; combinatorial fitting over a 10-entry library held in Tiled. The second scan is
     mid-reaction: its fractions vary across the field."""
-    from library10 import library10
-
     store = TiledResultStore(live.tiled.client())
     confusers = [r for r in library10() if r.name not in ("NiO", "LiNiO2", "Ni")]
     for reference in confusers:
