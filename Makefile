@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test test-unit bench lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "xanes-stream needs Python 3.11+"'
@@ -19,6 +19,9 @@ demo: $(STAMP)  ## run the main job end to end on embedded defaults
 test: $(STAMP)  ## run the test suite (the browser tests need Debian's chromium: installed here)
 	bash scripts/ensure-browser.sh
 	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)  ## the unit tests alone (no server, no subprocess), on two cores: about a minute
+	$(BIN)/python -m pytest tests/unit -n 2 -q
 
 bench: $(STAMP)  ## benchmarks beside PyXAS and the memory-bandwidth floor
 	$(BIN)/python benchmarks/bench_analyze.py

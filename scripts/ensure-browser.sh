@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure Debian's Chromium is installed for the browser tests (tests/test_web.py).
+# Make sure Debian's Chromium is installed for the browser tests (tests/integration/test_web.py).
 # Idempotent: does nothing when /usr/bin/chromium exists; installs it with apt only as root;
 # otherwise says what to run. Never downloads a browser of its own (no `playwright install`).
 set -euo pipefail

@@ -1,4 +1,5 @@
-"""Shared fixtures: phantom stacks with known chemistry, made once per session."""
+"""Fixtures of the whole suite: phantom stacks with known chemistry, made once per process
+(each xdist worker makes its own)."""
 
 import numpy as np
 import pytest
@@ -18,12 +19,20 @@ def phantom3():
     return make_phantom((128, 128), references=("NiO", "LiNiO2", "Ni"), drift=0.5, seed=12)
 
 
-def core(phantom, min_thickness=0.3):
-    """Pixels well inside particles, where fractions are meaningful."""
-    return phantom.particles & (phantom.thickness > min_thickness * phantom.thickness.max())
+@pytest.fixture(scope="session")
+def small_phantom():
+    """A quick 64 x 64 scan of three NiO/LiNiO2 particles, drift-free."""
+    return make_phantom((64, 64), references=("NiO", "LiNiO2"), n_particles=3, drift=0, seed=7)
 
 
-def fraction_errors(maps, phantom, inside):
-    names = [r.name for r in phantom.references]
-    fitted = np.stack([maps.fraction(n) for n in names])
-    return np.abs(fitted - phantom.fractions)[:, inside]
+@pytest.fixture(scope="session")
+def od_scan():
+    """A drift-free optical-density stack (as the service keeps it) of a three-reference
+    64 x 64 phantom, and its maps: (phantom, od, maps)."""
+    from xanes_stream import analyze
+
+    p = make_phantom((64, 64), references=("NiO", "LiNiO2", "Ni"), drift=0.0, seed=21)
+    od = -np.log(p.transmission)
+    settings = {"registration": {"method": "none"}}
+    maps = analyze(od, p.energies, p.references, mode="absorbance", settings=settings)
+    return p, od, maps

@@ -4,7 +4,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import core, fraction_errors
+from helpers import core, fraction_errors
+from helpers.phantoms import kinds_phantom
 
 from xanes_stream import AnalysisError, analyze
 from xanes_stream.errors import ReferenceError, SettingsError
@@ -78,20 +79,7 @@ def test_error_and_r_factor_flag_empty_regions(phantom2, maps2):
 
 def test_clusters_follow_composition():
     """Two particle kinds of distinct chemistry end up in distinct clusters."""
-    shape = (96, 96)
-    p0 = make_phantom(shape, references=("NiO", "LiNiO2"), n_particles=6, drift=0, seed=5)
-    fractions = np.zeros_like(p0.fractions)
-    kind = p0.labels % 2
-    fractions[0] = np.where(p0.particles, kind, 0)
-    fractions[1] = np.where(p0.particles, 1 - kind, 0)
-    p = make_phantom(
-        shape,
-        references=("NiO", "LiNiO2"),
-        n_particles=6,
-        drift=0,
-        seed=5,
-        fractions_override=fractions,
-    )
+    p, kind = kinds_phantom(("NiO", "LiNiO2"))
     maps = analyze(
         p.frames,
         p.energies,
@@ -134,8 +122,8 @@ def test_peak_energy_is_white_line(phantom2, maps2):
 
 
 @pytest.fixture(scope="module")
-def small():
-    return make_phantom((64, 64), references=("NiO", "LiNiO2"), n_particles=3, drift=0, seed=7)
+def small(small_phantom):
+    return small_phantom
 
 
 def _fit(p, frames=None, energies=None, flat=None, **kwargs):

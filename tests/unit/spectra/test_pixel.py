@@ -1,28 +1,17 @@
-"""One pixel's spectrum and fit (the live page's pixel click) against analyze and the truth;
-map PNGs whose image box maps a click to the right pixel."""
+"""One pixel's spectrum and fit (the live page's pixel click) against analyze and the truth."""
 
-import io
-
-import matplotlib.image
 import numpy as np
 import pytest
-from conftest import core
+from helpers import core
 
-from xanes_stream import AnalysisError, analyze
-from xanes_stream.live.web.render import UnknownMap, layout, map_names, render_map
-from xanes_stream.sim.phantom import make_phantom
+from xanes_stream import AnalysisError
 from xanes_stream.spectra.pixel import fit_normalized, pixel_spectrum
-
-SETTINGS = {"registration": {"method": "none"}}
 
 
 @pytest.fixture(scope="module")
-def scan():
+def scan(od_scan):
     """A drift-free optical-density stack (as the service keeps it) and its maps."""
-    p = make_phantom((64, 64), references=("NiO", "LiNiO2", "Ni"), drift=0.0, seed=21)
-    od = -np.log(p.transmission)
-    maps = analyze(od, p.energies, p.references, mode="absorbance", settings=SETTINGS)
-    return p, od, maps
+    return od_scan
 
 
 def _pixels(maps, phantom, n=15):
@@ -98,41 +87,3 @@ def test_pixel_outside_the_image_is_refused(scan):
     p, od, maps = scan
     with pytest.raises(AnalysisError, match="outside the 64 x 64 image"):
         _fit(p, od, maps, 64, 3)
-
-
-def test_map_png_box_maps_clicks_to_pixels(scan):
-    """A hot pixel in a non-square map lands where the layout's box says it is."""
-    _, _, maps = scan
-    from dataclasses import replace
-
-    ny, nx = 40, 100
-    hot = (13, 71)
-    thickness = np.zeros((ny, nx), dtype=np.float32)
-    thickness[hot] = 1.0
-    small = replace(
-        maps,
-        thickness=thickness,
-        fractions=maps.fractions[:, :ny, :nx],
-        mask=np.ones((ny, nx), bool),
-    )
-    png = render_map(small, "thickness")
-    image = matplotlib.image.imread(io.BytesIO(png))
-    (width, height), (left, top, w, h) = layout((ny, nx))
-    assert image.shape[:2] == (height, width)
-    brightness = image[..., :3].mean(axis=2)
-    region = brightness[
-        round(top * height) : round((top + h) * height),
-        round(left * width) : round((left + w) * width),
-    ]
-    rows, cols = np.nonzero(region > 0.9)
-    y = int(np.median(rows) / region.shape[0] * ny)
-    x = int(np.median(cols) / region.shape[1] * nx)
-    assert (y, x) == hot
-
-
-def test_every_listed_map_renders_and_unknown_ones_are_refused(scan):
-    _, _, maps = scan
-    for name in map_names(maps):
-        assert render_map(maps, name).startswith(b"\x89PNG")
-    with pytest.raises(UnknownMap, match="no map 'nonsense'"):
-        render_map(maps, "nonsense")

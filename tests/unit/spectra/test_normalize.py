@@ -1,10 +1,10 @@
 """Edge normalization against real Larch output (tests/data/larch_pre_edge.json)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DATA
 
 from xanes_stream.io.references import bundled_reference
 from xanes_stream.spectra.normalize import (
@@ -15,7 +15,7 @@ from xanes_stream.spectra.normalize import (
     normalize,
 )
 
-LARCH = json.loads((Path(__file__).parent / "data" / "larch_pre_edge.json").read_text())
+LARCH = json.loads((DATA / "larch_pre_edge.json").read_text())
 
 
 @pytest.mark.parametrize(

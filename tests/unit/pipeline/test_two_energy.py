@@ -3,7 +3,7 @@ error, and analyze() on ~10 chosen energies is nearly as accurate as on the whol
 
 import numpy as np
 import pytest
-from conftest import core, fraction_errors
+from helpers import core, fraction_errors
 
 from xanes_stream import analyze
 from xanes_stream.errors import AnalysisError

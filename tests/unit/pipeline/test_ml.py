@@ -3,22 +3,21 @@
 import numpy as np
 import pytest
 import skops.io as sio
-from normalized_phantom import normalized_stack
+from helpers.normalized_phantom import normalized_stack
 
 from xanes_stream import analyze
 from xanes_stream.errors import ModelError
 from xanes_stream.io.models import load_model, save_model
 from xanes_stream.io.plotting import parity_plot
 from xanes_stream.pipeline.products.ml import MLSettings, run
-from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra.learn import evaluate, predict_maps, train, training_set
 
 NAMES = ["NiO", "LiNiO2"]
 
 
 @pytest.fixture(scope="module")
-def scan():
-    p = make_phantom((64, 64), references=("NiO", "LiNiO2"), n_particles=3, drift=0, seed=7)
+def scan(small_phantom):
+    p = small_phantom
     maps = analyze(
         p.frames,
         p.energies,

@@ -4,8 +4,8 @@ from itertools import combinations
 
 import numpy as np
 import pytest
-from conftest import core
-from library10 import library10
+from helpers import core
+from helpers.library10 import library10
 
 from xanes_stream.errors import AnalysisError
 from xanes_stream.pipeline.normalized import normalize_stack

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from normalized_phantom import normalized_stack
+from helpers.normalized_phantom import normalized_stack
 
 from xanes_stream import analyze
 from xanes_stream.errors import AnalysisError

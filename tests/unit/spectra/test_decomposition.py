@@ -3,8 +3,8 @@ the Pearson match of component spectra with a 10-entry library."""
 
 import numpy as np
 import pytest
-from conftest import core
-from library10 import library10
+from helpers import core
+from helpers.library10 import library10
 from scipy.optimize import linear_sum_assignment
 
 from xanes_stream.errors import AnalysisError

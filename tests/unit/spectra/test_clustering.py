@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import core
+from helpers import core
+from helpers.phantoms import kinds_phantom
 
 from xanes_stream.errors import AnalysisError
 from xanes_stream.pipeline.normalized import normalize_stack
 from xanes_stream.pipeline.products import clustering as adapter
-from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra.clustering import cluster_mask, cluster_spectra, elbow
 
 REFS = ("NiO", "LiNiO2", "Ni")
@@ -16,13 +16,7 @@ REFS = ("NiO", "LiNiO2", "Ni")
 @pytest.fixture(scope="module")
 def kinds():
     """Six particles of three kinds (pure NiO, LiNiO2, Ni metal), 96 x 96."""
-    shape = (96, 96)
-    p0 = make_phantom(shape, references=REFS, n_particles=6, drift=0, seed=5)
-    kind = p0.labels % 3
-    fractions = np.stack([np.where(p0.particles, kind == j, 0) for j in range(3)]).astype(float)
-    p = make_phantom(
-        shape, references=REFS, n_particles=6, drift=0, seed=5, fractions_override=fractions
-    )
+    p, kind = kinds_phantom(REFS)
     stack = normalize_stack(
         p.frames,
         p.energies,

@@ -7,16 +7,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import REPO
 
 from xanes_stream.io.maps_file import read_maps
 
-SRC = Path(__file__).parents[1] / "src"
+SRC = REPO / "src"
 
 
 def _cli(*args: str) -> str:
@@ -106,14 +106,6 @@ def test_unknown_product_is_refused(tmp_path):
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0 and "unknown analysis 'particle'" in result.stderr
-
-
-@pytest.fixture(scope="module")
-def tiled():
-    from xanes_stream.devtools.launcher import start_tiled
-
-    with start_tiled(timeout=60) as server:
-        yield server
 
 
 @pytest.mark.timeout(120)

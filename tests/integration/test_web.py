@@ -10,14 +10,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from helpers import REPO
 
-from xanes_stream.devtools.launcher import local_pipeline
 from xanes_stream.live.web import WebServer
 from xanes_stream.sim.run import run_simulated_experiment
 
 pytestmark = pytest.mark.timeout(240)
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = REPO / "test-artifacts"
 ENERGIES = np.concatenate(
     [np.arange(8250, 8320, 10.0), np.arange(8320, 8370, 2.0), np.arange(8370, 8451, 10.0)]
 )
@@ -35,20 +35,13 @@ BROWSER_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("detector")
-    with local_pipeline(tmp_path_factory.mktemp("tiled"), data_dir, web_port=0) as (
-        tiled,
-        proxy,
-        service,
-    ):
-        live = type("Live", (), {})()
-        live.tiled, live.proxy, live.service, live.data_dir = tiled, proxy, service, data_dir
-        live.url = service.web.url.rstrip("/")
-        live.http = httpx.Client(base_url=live.url, timeout=30.0, trust_env=False)
-        live.runs = []
-        yield live
-        live.http.close()
+def live(start_pipeline):
+    live = start_pipeline(web_port=0)
+    live.url = live.service.web.url.rstrip("/")
+    live.http = httpx.Client(base_url=live.url, timeout=30.0, trust_env=False)
+    live.runs = []
+    yield live
+    live.http.close()
 
 
 def run_scans(live, n=1, seed=4):
@@ -299,14 +292,3 @@ def test_server_stops_with_an_open_event_stream(live, done):
     listener.join(30)
     assert got and not listener.is_alive()
     assert not server._thread.is_alive()
-
-
-def test_command_line_flags_of_the_page():
-    from xanes_stream.cli import build_parser
-
-    parser = build_parser()
-    assert parser.parse_args(["serve"]).web_port is None
-    assert parser.parse_args(["serve", "--web-port", "0"]).web_port == 0
-    demo = parser.parse_args(["demo"])
-    assert demo.web_port == 0 and demo.no_web is False
-    assert parser.parse_args(["demo", "--no-web"]).no_web is True

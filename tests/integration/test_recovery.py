@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xanes_stream.devtools.launcher import local_pipeline, start_proxy, start_tiled
+from xanes_stream.devtools.launcher import start_proxy, start_tiled
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,13 +25,8 @@ WAIT = 90.0
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("detector")
-    root = tmp_path_factory.mktemp("tiled")
-    with local_pipeline(root, data_dir, sweep_interval=2.0) as (tiled, proxy, service):
-        yield type(
-            "Live", (), {"tiled": tiled, "proxy": proxy, "service": service, "data_dir": data_dir}
-        )
+def live(start_pipeline):
+    return start_pipeline(sweep_interval=2.0)
 
 
 def assert_one_good_set_of_maps(client, run):
@@ -201,7 +196,7 @@ def test_tiled_outage_mid_scan_spools_then_writes(live, tmp_path):
     )
     assert cli.returncode == 1 and "spooled" in cli.stdout, cli.stdout + cli.stderr
 
-    restarted = start_tiled(tiled.root_dir, api_key=tiled.api_key, port=tiled.port)
+    restarted = live.adopt(start_tiled(tiled.root_dir, api_key=tiled.api_key, port=tiled.port))
     live.tiled = restarted
     (record,) = live.service.wait_for([run.uid], WAIT)
     assert record.status == "done", record.reason

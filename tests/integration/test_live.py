@@ -13,8 +13,8 @@ import zmq
 from bluesky import RunEngine
 from bluesky.plans import count
 from bluesky.preprocessors import msg_mutator
+from helpers.library10 import library10
 
-from xanes_stream.devtools.launcher import local_pipeline
 from xanes_stream.sim.beamline import make_beamline
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
 from xanes_stream.store.tiled_store import TiledResultStore
@@ -40,20 +40,8 @@ MAPS = (
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("detector")
-    with local_pipeline(tmp_path_factory.mktemp("tiled"), data_dir) as (tiled, proxy, service):
-        yield type(
-            "Live",
-            (),
-            {
-                "tiled": tiled,
-                "proxy": proxy,
-                "service": service,
-                "data_dir": data_dir,
-                "client": tiled.client(),
-            },
-        )
+def live(start_pipeline):
+    return start_pipeline()
 
 
 def simulate(live, **options):
@@ -367,8 +355,6 @@ def analysed_series(live):
     """Three scans of an in-operando series (64 x 64), every analysis switched on by the start
     document; combinatorial fitting over a 10-entry library held in Tiled. The second scan is
     mid-reaction: its fractions vary across the field."""
-    from library10 import library10
-
     store = TiledResultStore(live.tiled.client())
     confusers = [r for r in library10() if r.name not in ("NiO", "LiNiO2", "Ni")]
     for reference in confusers:

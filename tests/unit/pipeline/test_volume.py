@@ -5,36 +5,20 @@ import tracemalloc
 import h5py
 import numpy as np
 import pytest
-from conftest import core
+from helpers import core
+from helpers.phantoms import VOLUME_SHAPE, volume_od
 
 from xanes_stream import analyze
 from xanes_stream.errors import AnalysisError
 from xanes_stream.pipeline.volume import VOLUME_MAPS, analyze_volume
 from xanes_stream.sim.phantom import make_phantom
 
-SHAPE = (48, 48)
-
-
-def _volume(nz: int, empty: tuple[int, ...] = (), noise: bool = True):
-    """(n_energy, nz, ny, nx) optical density of stacked 2-D phantoms, and the phantoms."""
-    phantoms = [
-        make_phantom(
-            SHAPE,
-            references=("NiO", "LiNiO2"),
-            n_particles=0 if z in empty else 3,
-            drift=0,
-            seed=100 + z,
-            noise=noise,
-        )
-        for z in range(nz)
-    ]
-    od = np.stack([-np.log(p.transmission) for p in phantoms], axis=1)
-    return od.astype(np.float32), phantoms
+SHAPE = VOLUME_SHAPE
 
 
 @pytest.fixture(scope="module")
 def volume():
-    od, phantoms = _volume(6, empty=(2,))
+    od, phantoms = volume_od(6, empty=(2,))
     calls = []
     maps = analyze_volume(
         od,
@@ -154,7 +138,7 @@ def test_hdf5_volume_in_bounded_memory(tmp_path):
 
 
 def test_progress_bar_and_bad_input(capsys):
-    od, phantoms = _volume(2)
+    od, phantoms = volume_od(2)
     maps = analyze_volume(od, phantoms[0].energies, phantoms[0].references, progress=True)
     assert "3D XANES" in capsys.readouterr().err
     assert maps.fractions.shape[1] == 2
@@ -162,32 +146,3 @@ def test_progress_bar_and_bad_input(capsys):
         analyze_volume(od[:, 0], phantoms[0].energies, phantoms[0].references)
     with pytest.raises(AnalysisError, match="energies for"):
         analyze_volume(od, phantoms[0].energies[:-1], phantoms[0].references)
-
-
-def test_cli_analyzes_a_volume_file(tmp_path):
-    """``xanes-stream analyze`` on a 4-D img_xanes: the volume maps in the --out file."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    od, phantoms = _volume(3)
-    stack, out = tmp_path / "volume.h5", tmp_path / "maps.h5"
-    with h5py.File(stack, "w") as f:
-        f.create_dataset("img_xanes", data=od)
-        f.create_dataset("X_eng", data=phantoms[0].energies / 1000.0)  # keV, as at FXI
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "xanes-stream"), "analyze", stack, "--out", out,
-         "-r", "NiO", "-r", "LiNiO2"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "3D XANES" in result.stderr  # the progress bar
-    with h5py.File(out) as f:
-        assert list(f.attrs["reference_names"]) == ["NiO", "LiNiO2"]
-        assert set(VOLUME_MAPS) <= set(f) and f["mask"].shape == (3, *SHAPE)
-        assert list(f["fractions"].attrs["reference_names"]) == ["NiO", "LiNiO2"]
-        fitted = np.moveaxis(f["fractions"][()], 0, 1)  # (nz, k, ny, nx)
-    errors = np.concatenate(
-        [np.abs(fitted[z] - p.fractions)[:, core(p)].ravel() for z, p in enumerate(phantoms)]
-    )
-    assert np.median(errors) < 0.03
