@@ -511,7 +511,7 @@ class XanesService:
         uri = self._deliver(
             job,
             lambda store: store.write_maps(job.uid, maps, metadata),
-            lambda: self.spool.put_maps(job.uid, maps, metadata),
+            lambda: self.spool.write_maps(job.uid, maps, metadata),
         )
         job.timings.update(analysis=analysed, write=time.perf_counter() - started - analysed)
         changes = {"analysis_seconds": analysed, "summary": summary, "timings": job.timings}
@@ -595,7 +595,7 @@ class XanesService:
             uri = self._deliver(
                 job,
                 lambda store: store.write_failure(job.uid, reason, metadata),
-                lambda: self.spool.put_failure(job.uid, reason, metadata),
+                lambda: self.spool.write_failure(job.uid, reason, metadata),
             )
             if uri is not None:
                 log.info("scan %s (%s): no maps; recorded why at %s", job.scan_id, job.uid[:8], uri)

@@ -88,7 +88,8 @@ def _upload_products(parent, products: dict[str, Product]) -> None:
 
 
 class TiledResultStore:
-    """Writes maps and failure records under ``root``; keeps the reference library."""
+    """Writes maps and failure records under ``root`` (a
+    :class:`~xanes_stream.store.sink.ResultSink`); keeps the reference library."""
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ import time
 
 import uvicorn
 
-from xanes_stream.devtools.launcher import ServiceError
+from xanes_stream.errors import ServiceError
 from xanes_stream.live.web.app import make_app
 
 log = logging.getLogger(__name__)
