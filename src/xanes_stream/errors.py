@@ -39,3 +39,7 @@ class StackFileError(XanesStreamError):
 
 class StackNotKept(XanesStreamError):
     """A scan's frames are no longer in memory (only the last few scans' are kept)."""
+
+
+class ServiceError(XanesStreamError):
+    """A service that does not start, or is asked to start with invalid settings."""

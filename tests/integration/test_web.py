@@ -259,14 +259,14 @@ def test_event_stream_replays_and_resumes_from_last_event_id(live, done):
 
 
 def test_pixel_of_a_scan_no_longer_in_memory_says_so(live, done):
-    kept = live.service._stacks.pop(done.uid)
+    kept = live.service.stacks._stacks.pop(done.uid)
     try:
         response = live.http.get(f"/api/scans/{done.uid}/pixel", params={"y": 1, "x": 1})
         assert response.status_code == 409
         assert "no longer in memory" in response.json()["error"]
         assert live.http.get(f"/api/scans/{done.uid}").json()["pixels_in_memory"] is False
     finally:
-        live.service._stacks[done.uid] = kept
+        live.service.stacks._stacks[done.uid] = kept
 
 
 def test_server_stops_with_an_open_event_stream(live, done):

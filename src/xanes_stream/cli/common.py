@@ -61,15 +61,13 @@ class ProgressBars:
 
 
 def tiled_client(args: argparse.Namespace):
-    import os
+    """The Tiled server at ``--tiled-uri``, with the key from ``XANES_TILED_API_KEY``."""
+    from xanes_stream.store.client import tiled_client as client_of
 
-    from tiled.client import from_uri
-
-    key = os.environ.get("XANES_TILED_API_KEY")
-    if not key:
-        raise XanesStreamError("set XANES_TILED_API_KEY to the Tiled server's API key")
     try:
-        return from_uri(args.tiled_uri, api_key=key)
+        return client_of(args.tiled_uri, require_key=True)
+    except XanesStreamError:
+        raise
     except Exception as exc:
         raise XanesStreamError(f"cannot reach Tiled at {args.tiled_uri}: {exc}") from None
 

@@ -29,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from xanes_stream.errors import XanesStreamError
+from xanes_stream.errors import ServiceError
+from xanes_stream.store.client import API_KEY_ENV, tiled_client
 
 __all__ = [
     "API_KEY_ENV",
@@ -43,16 +44,10 @@ __all__ = [
     "tiled_config",
 ]
 
-#: Environment variable holding the single-user API key; the config refers to it.
-API_KEY_ENV = "XANES_TILED_API_KEY"
 _HOST = "127.0.0.1"
 _API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 #: HTTP without any *_proxy environment settings: the servers are on this host.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class ServiceError(XanesStreamError):
-    """A service that does not start, or is asked to start with invalid settings."""
 
 
 def free_port(host: str = _HOST) -> int:
@@ -210,9 +205,7 @@ class TiledProcess(_ManagedProcess):
 
     def client(self, **kwargs: Any):
         """A Tiled client with the API key."""
-        from tiled.client import from_uri
-
-        return from_uri(self.uri, api_key=self.api_key, **kwargs)
+        return tiled_client(self.uri, self.api_key, **kwargs)
 
     def healthy(self, timeout: float = 2.0) -> bool:
         """Whether ``/api/v1/`` answers 200."""

@@ -10,7 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from xanes_stream.errors import XanesStreamError
-from xanes_stream.live.service import ScanRecord, ServiceConfig, XanesService
+from xanes_stream.live.config import ServiceConfig
+from xanes_stream.live.records import ScanRecord
+from xanes_stream.live.service import XanesService
 from xanes_stream.pipeline.settings import AnalysisSettings
 from xanes_stream.profiles import Profile
 

@@ -119,9 +119,10 @@ def run_simulated_experiment(
     try:
         if tiled_uri is not None:
             from bluesky_tiled_plugins import TiledWriter
-            from tiled.client import from_uri
 
-            client = from_uri(tiled_uri, api_key=api_key)
+            from xanes_stream.store.client import tiled_client
+
+            client = tiled_client(tiled_uri, api_key)
             tokens.append(run_engine.subscribe(TiledWriter(client, batch_size=batch_size)))
         if proxy_in_address is not None:
             publisher = connect_publisher(proxy_in_address, prefix=prefix, timeout=connect_timeout)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from xanes_stream.io.maps_file import read_maps, write_maps
 from xanes_stream.pipeline.results import Maps, jsonable
+from xanes_stream.store.sink import ResultSink
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def is_outage(exc: BaseException) -> bool:
 
 
 class Spool:
-    """A folder of results not yet in Tiled."""
+    """A folder of results not yet in Tiled: a :class:`~xanes_stream.store.sink.ResultSink`."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -65,35 +66,37 @@ class Spool:
             self._sequence += 1
             return self.folder / f"{self._sequence:09d}-{uid}{suffix}"
 
-    def put_maps(self, uid: str, maps: Maps, metadata: dict) -> Path:
+    def write_maps(self, uid: str, maps: Maps, metadata: dict) -> str:
+        """Spool the maps of raw run ``uid`` with their Tiled ``metadata``; returns the file."""
         path = self._next(uid, ".h5")
         partial = path.with_suffix(".partial")
         write_maps(maps, partial, {"tiled_metadata": metadata})
         partial.rename(path)  # a crash mid-write leaves no half entry behind
-        return path
+        return str(path)
 
-    def put_failure(self, uid: str, reason: str, metadata: dict) -> Path:
+    def write_failure(self, uid: str, reason: str, metadata: dict) -> str:
+        """Spool the record that raw run ``uid`` has no maps, and why; returns the file."""
         path = self._next(uid, ".failed.json")
         partial = path.with_suffix(".partial")
         partial.write_text(json.dumps(jsonable({"reason": reason, "metadata": metadata})))
         partial.rename(path)
-        return path
+        return str(path)
 
-    def flush(self, store) -> list[tuple[str, str]]:
-        """Write waiting entries to ``store`` oldest first; returns (uid, uri) of those written.
-        Stops at the first outage; an entry Tiled refuses for another reason is set aside as
-        ``.rejected``."""
+    def flush(self, sink: ResultSink) -> list[tuple[str, str]]:
+        """Write waiting entries to ``sink`` (Tiled) oldest first; returns (uid, uri) of those
+        written. Stops at the first outage; an entry refused for another reason is set aside
+        as ``.rejected``."""
         written = []
         for path in self.entries():
             uid = self._uid(path)
             try:
                 if path.name.endswith(".failed.json"):
                     entry = json.loads(path.read_text())
-                    uri = store.write_failure(uid, entry["reason"], entry["metadata"])
+                    uri = sink.write_failure(uid, entry["reason"], entry["metadata"])
                 else:
                     maps = read_maps(path)
                     metadata = maps.metadata.pop("tiled_metadata", {})
-                    uri = store.write_maps(uid, maps, metadata)
+                    uri = sink.write_maps(uid, maps, metadata)
             except Exception as exc:
                 if is_outage(exc):
                     return written
@@ -109,19 +112,19 @@ class Spool:
 class SpoolFlusher:
     """Retries a spool in a thread, backing off from ``interval`` to ``max_interval`` s.
 
-    ``store()`` gives the store to write to (None while Tiled cannot even be connected to);
+    ``sink()`` gives the sink to write to (None while Tiled cannot even be connected to);
     ``written(uid, uri)`` is told of each entry written.
     """
 
     def __init__(
         self,
         spool: Spool,
-        store: Callable[[], object | None],
+        sink: Callable[[], ResultSink | None],
         written: Callable[[str, str], None] = lambda uid, uri: None,
         interval: float = 1.0,
         max_interval: float = 30.0,
     ):
-        self.spool, self.store, self.written = spool, store, written
+        self.spool, self.sink, self.written = spool, sink, written
         self.interval, self.max_interval = interval, max_interval
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -148,8 +151,8 @@ class SpoolFlusher:
                 wait = self.interval
                 continue
             started = time.monotonic()
-            store = self.store()
-            for uid, uri in self.spool.flush(store) if store is not None else ():
+            sink = self.sink()
+            for uid, uri in self.spool.flush(sink) if sink is not None else ():
                 self.written(uid, uri)
             if len(self.spool):
                 wait = min(self.max_interval, max(wait * 2, time.monotonic() - started))

@@ -87,8 +87,51 @@ def _upload_products(parent, products: dict[str, Product]) -> None:
                 target.write_array(storable(value), key=leaf, metadata=metadata)
 
 
+def _register_file(parent, key: str, metadata: dict, specs: list[str], file: Path):
+    """Node ``key`` of ``parent``: the HDF5 ``file`` (which the server can read) registered."""
+    from tiled.structures.core import StructureFamily
+    from tiled.structures.data_source import Asset, DataSource, Management
+
+    source = DataSource(
+        structure_family=StructureFamily.container,
+        mimetype="application/x-hdf5",
+        structure=None,
+        parameters={},
+        management=Management.external,
+        assets=[Asset(data_uri=file.as_uri(), is_directory=False, parameter="data_uris", num=0)],
+    )
+    return parent.new(StructureFamily.container, [source], key=key, metadata=metadata, specs=specs)
+
+
+def _maps_metadata(uid: str, maps: Maps, metadata: dict) -> dict:
+    """The metadata of the maps node of raw run ``uid``: ``metadata`` and what ``maps`` say."""
+    md = {
+        **metadata,
+        "status": "done",
+        "raw_uid": uid,
+        "references": maps.reference_names,
+        "energies": [float(e) for e in maps.energies],
+        "summary": maps.summary(),
+        "settings": maps.metadata.get("settings", {}),
+        "normalization": maps.metadata.get("normalization", {}),
+        "thresholds": maps.metadata.get("thresholds", {}),
+        "software": "xanes-stream",
+        "version": maps.metadata.get("version"),
+        "method": maps.metadata.get("method", "fit"),
+        "timings": {**maps.metadata.get("timings", {}), **metadata.get("timings", {})},
+        "notes": list(maps.metadata.get("notes", [])) + list(metadata.get("notes", [])),
+    }
+    md["mean_spectrum"] = {
+        "energies": maps.fit_energies,
+        "spectrum": maps.mean_spectrum,
+        "fit": maps.mean_fit,
+    }
+    return jsonable(md, finite=True)
+
+
 class TiledResultStore:
-    """Writes maps and failure records under ``root``; keeps the reference library."""
+    """Writes maps and failure records under ``root`` (a
+    :class:`~xanes_stream.store.sink.ResultSink`); keeps the reference library."""
 
     def __init__(
         self,
@@ -123,25 +166,9 @@ class TiledResultStore:
         return self._create(uid, metadata, specs, file)
 
     def _create(self, uid: str, metadata: dict, specs: list[str], file: Path | None):
-        root = self.root
         if file is None:
-            return root.create_container(uid, metadata=metadata, specs=specs)
-        from tiled.structures.core import StructureFamily
-        from tiled.structures.data_source import Asset, DataSource, Management
-
-        source = DataSource(
-            structure_family=StructureFamily.container,
-            mimetype="application/x-hdf5",
-            structure=None,
-            parameters={},
-            management=Management.external,
-            assets=[
-                Asset(data_uri=file.as_uri(), is_directory=False, parameter="data_uris", num=0)
-            ],
-        )
-        return root.new(
-            StructureFamily.container, [source], key=uid, metadata=metadata, specs=specs
-        )
+            return self.root.create_container(uid, metadata=metadata, specs=specs)
+        return _register_file(self.root, uid, metadata, specs, file)
 
     def warm_up(self) -> None:
         """Create the root and write (then delete) a tiny array: a fresh server's first array
@@ -156,28 +183,7 @@ class TiledResultStore:
 
     def write_maps(self, uid: str, maps: Maps, metadata: dict) -> str:
         """Write every map of ``maps`` for raw run ``uid``; returns the container's URI."""
-        md = {
-            **metadata,
-            "status": "done",
-            "raw_uid": uid,
-            "references": maps.reference_names,
-            "energies": [float(e) for e in maps.energies],
-            "summary": maps.summary(),
-            "settings": maps.metadata.get("settings", {}),
-            "normalization": maps.metadata.get("normalization", {}),
-            "thresholds": maps.metadata.get("thresholds", {}),
-            "software": "xanes-stream",
-            "version": maps.metadata.get("version"),
-            "method": maps.metadata.get("method", "fit"),
-            "timings": {**maps.metadata.get("timings", {}), **metadata.get("timings", {})},
-            "notes": list(maps.metadata.get("notes", [])) + list(metadata.get("notes", [])),
-        }
-        md["mean_spectrum"] = {
-            "energies": maps.fit_energies,
-            "spectrum": maps.mean_spectrum,
-            "fit": maps.mean_fit,
-        }
-        md = jsonable(md, finite=True)
+        md = _maps_metadata(uid, maps, metadata)
         if self.results_dir is not None:
             return self._register(uid, maps, md)
         node = self._replace(uid, md, [SPEC])

@@ -31,6 +31,7 @@ from xanes_stream.live.web.render import (
     render_shifts,
     render_spectrum,
 )
+from xanes_stream.live.web.source import ScanSource
 from xanes_stream.pipeline.results import Maps, jsonable
 from xanes_stream.spectra.pixel import fit_normalized
 
@@ -58,17 +59,17 @@ class _LRU(OrderedDict):
 
 
 class Results:
-    """Maps of done scans read from the service's store, their PNGs and digests, cached."""
+    """Maps of done scans read from Tiled through ``source``, their PNGs and digests, cached."""
 
-    def __init__(self, service):
-        self.service = service
+    def __init__(self, source: ScanSource):
+        self.source = source
         self._maps = _LRU(_MAPS_CACHED)
         self._pngs = _LRU(_PNGS_CACHED)
         self._digests: dict[tuple, dict] = {}  # small, kept for the series view
         self._lock = threading.Lock()  # one Tiled read / render at a time: 2 cores
 
     def key(self, uid: str) -> tuple:
-        record = self.service.records.get(uid)
+        record = self.source.scan_record(uid)
         if record is not None and record.status != "done":
             raise NotReady(f"scan {uid[:8]} is {record.status}: no maps yet")
         return (uid, None) if record is None else (uid, record.uri, record.analysis_seconds)
@@ -78,7 +79,7 @@ class Results:
         with self._lock:
             if key not in self._maps:
                 try:
-                    maps = self.service.store.read_maps(uid).middle_slice()  # of a volume
+                    maps = self.source.read_maps(uid).middle_slice()  # of a volume
                 except KeyError:
                     raise NoScan(f"no maps of scan {uid!r}") from None
                 self._maps.put(key, maps)
@@ -115,7 +116,7 @@ class Results:
         }
         fit = maps.metadata.get("settings", {}).get("fit", {})
         try:
-            refs = self.service.references(maps.reference_names)
+            refs = self.source.references(maps.reference_names)
             parts = fit_normalized(
                 maps.mean_spectrum,
                 maps.fit_energies,
@@ -165,25 +166,27 @@ def _error(exc: Exception) -> JSONResponse:
     return _json({"error": str(exc)}, status)
 
 
-def make_app(service) -> Starlette:
-    """The Starlette app of the live page for a running :class:`XanesService`."""
-    results = Results(service)
+def make_app(source: ScanSource) -> Starlette:
+    """The Starlette app of the live page of ``source`` (a running
+    :class:`~xanes_stream.live.source.XanesService`, or anything that is a
+    :class:`~xanes_stream.live.web.source.ScanSource`)."""
+    results = Results(source)
     closing = threading.Event()
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     async def health(request: Request) -> Response:
-        return _json(service.status())
+        return _json(source.status())
 
     def scans(request: Request) -> Response:
-        seq = service.events.last_seq  # first: an event after it is streamed, none is lost
-        records = [r.as_dict() for r in list(service.records.values())]
+        seq = source.last_event()  # first: an event after it is streamed, none is lost
+        records = [r.as_dict() for r in source.scan_records()]
         records.sort(key=lambda r: r.get("received_at") or 0.0)
-        kept = set(service.kept_scans())
+        kept = set(source.kept_scans())
         for record in records:
             record["pixels_in_memory"] = record["uid"] in kept
-        return _json({"seq": seq, "status": service.status(), "scans": records})
+        return _json({"seq": seq, "status": source.status(), "scans": records})
 
     async def events(request: Request) -> Response:
         text = request.headers.get("last-event-id") or request.query_params.get("since") or "0"
@@ -192,7 +195,7 @@ def make_app(service) -> Starlette:
         except ValueError:
             return _json({"error": f"since must be an event number, not {text!r}"}, 400)
         return StreamingResponse(
-            _stream(request, service.events, since, closing),
+            _stream(request, source, since, closing),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -204,7 +207,7 @@ def make_app(service) -> Starlette:
             mean = results.mean_fit(maps)
         except XanesStreamError as exc:
             return _error(exc)
-        record = service.records.get(uid)
+        record = source.scan_record(uid)
         (width, height), box = layout(maps.thickness.shape)
         names = map_names(maps)
         md = maps.metadata
@@ -232,7 +235,7 @@ def make_app(service) -> Starlette:
                     "shifts": f"/maps/{uid}/shifts.png",
                 },
                 "image": {"width": width, "height": height, "box": box},
-                "pixels_in_memory": uid in service.kept_scans(),
+                "pixels_in_memory": uid in source.kept_scans(),
                 "normalization": md.get("normalization"),
                 "thresholds": md.get("thresholds"),
                 "notes": md.get("notes", []),
@@ -248,7 +251,7 @@ def make_app(service) -> Starlette:
             return _json({"error": "give the pixel as ?y=ROW&x=COLUMN (integers)"}, 400)
         try:
             maps = results.maps(uid)
-            spectrum = service.pixel_spectrum(uid, y, x).as_dict()
+            spectrum = source.pixel_spectrum(uid, y, x).as_dict()
         except XanesStreamError as exc:
             return _error(exc)
         spectrum.update(
@@ -271,7 +274,7 @@ def make_app(service) -> Starlette:
         name = request.query_params.get("name")
         if not name:
             return _json({"error": "give the series as ?name=..."}, 400)
-        records = list(service.records.values())
+        records = source.scan_records()
         uids = [r.uid for r in records if r.series == name and r.status == "done"]
         points = []
         for uid in uids:
@@ -310,22 +313,23 @@ def make_app(service) -> Starlette:
     return app
 
 
-async def _stream(request: Request, log_, since: int, closing: threading.Event):
-    """Server-sent events of the event log after ``since``, until the client or server goes.
+async def _stream(request: Request, source: ScanSource, since: int, closing: threading.Event):
+    """Server-sent events of ``source`` after ``since``, until the client or server goes.
 
     A client whose ``since`` is no longer (or not yet) in the log gets a ``reset`` event: it
     should re-read /api/scans.
     """
     seq = since
     yield "retry: 2000\n\n"
-    if since > log_.last_seq:  # numbers from an earlier run of the service
-        seq = log_.last_seq
+    last = source.last_event()
+    if since > last:  # numbers from an earlier run of the service
+        seq = last
         yield f"id: {seq}\nevent: reset\ndata: {{}}\n\n"
     idle = 0
     while not closing.is_set():
         if await request.is_disconnected():
             return
-        found = await anyio.to_thread.run_sync(log_.since, seq, EVENT_WAIT)
+        found = await anyio.to_thread.run_sync(source.events_since, seq, EVENT_WAIT)
         if found and seq and found[0]["seq"] > seq + 1:
             yield f"id: {found[0]['seq'] - 1}\nevent: reset\ndata: {{}}\n\n"
         for event in found:

@@ -9,16 +9,18 @@ import time
 
 import uvicorn
 
-from xanes_stream.devtools.launcher import ServiceError
+from xanes_stream.errors import ServiceError
 from xanes_stream.live.web.app import make_app
+from xanes_stream.live.web.source import ScanSource
 
 log = logging.getLogger(__name__)
 
 
 class WebServer:
-    """The live page of ``service`` on ``host:port`` (port 0: a free one); ``url`` once started."""
+    """The live page of ``service`` (a :class:`~xanes_stream.live.web.source.ScanSource`) on
+    ``host:port`` (port 0: a free one); ``url`` once started."""
 
-    def __init__(self, service, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, service: ScanSource, host: str = "127.0.0.1", port: int = 0):
         self.service = service
         self.host = host
         self.port = port

@@ -1,0 +1,64 @@
+"""The service's settings: keyword arguments, else ``XANES_<FIELD>`` environment variables.
+
+Every field can be set in the environment with the prefix ``XANES_`` (``XANES_STATE_DIR``,
+``XANES_RESULTS_DIR``, ``XANES_WEB_PORT``, ...), except the API key, whose variable is the one
+the Tiled server and the CLI use too: ``XANES_TILED_API_KEY``. Keyword arguments win over the
+environment; empty variables count as unset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from xanes_stream.store.client import API_KEY_ENV
+
+__all__ = ["ServiceConfig"]
+
+
+class ServiceConfig(BaseSettings):
+    """Where the service listens and writes. The API key comes from XANES_TILED_API_KEY."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="XANES_", extra="forbid", env_ignore_empty=True, populate_by_name=True
+    )
+    tiled_uri: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = Field(None, validation_alias=API_KEY_ENV)
+    zmq_address: str = "127.0.0.1:5578"
+    zmq_prefix: str = ""
+    profile: str = "sim"
+    results_root: str = "xanes"
+    results_dir: str | None = Field(
+        None,
+        description="folder Tiled can read: maps are written there as one HDF5 file per scan "
+        "and registered (one request); None uploads each map (XANES_RESULTS_DIR)",
+    )
+    allowed_roots: list[str] = Field(default_factory=list)
+    allow_pickle: bool = False
+    state_dir: str = Field(
+        default_factory=lambda: str(Path.home() / ".local" / "state" / "xanes-stream"),
+        description="spooled results and status.json (XANES_STATE_DIR)",
+    )
+    recover_hours: float = Field(
+        24.0, ge=0, description="on start and every sweep, analyse scans this recent lacking maps"
+    )
+    sweep_interval: float = Field(60.0, gt=0, description="s between sweeps for scans lacking maps")
+    backfill_timeout: float = Field(
+        60.0, gt=0, description="s to wait for TiledWriter to finish a run that must be re-read"
+    )
+    # the live web page: None = none; 0 = any free port (see XanesService.web.url)
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
+    kept_stacks: int = Field(default=2, ge=0)  # scans whose frames stay for pixel spectra
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keyword_key_wins(cls, data: Any) -> Any:
+        """``api_key=...`` given as a keyword overrides XANES_TILED_API_KEY (the environment
+        source names the field by its variable, the keyword by its name: both would arrive)."""
+        if isinstance(data, dict) and "api_key" in data:
+            data = {k: v for k, v in data.items() if k != API_KEY_ENV}
+        return data

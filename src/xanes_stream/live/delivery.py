@@ -1,0 +1,85 @@
+"""Results to Tiled, or to the local spool (keeping their order) while Tiled is away.
+
+Both are :class:`~xanes_stream.store.sink.ResultSink`: a result is written the same way to
+either. Once anything is spooled, later results are spooled behind it until the flusher has
+written the spool back to Tiled, so Tiled receives them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from xanes_stream.documents.router import ScanJob
+from xanes_stream.live.records import ScanTable
+from xanes_stream.pipeline.results import Maps
+from xanes_stream.store.sink import ResultSink
+from xanes_stream.store.spool import Spool, SpoolFlusher, is_outage
+
+__all__ = ["Delivery"]
+
+log = logging.getLogger(__name__)
+
+
+class Delivery:
+    """Writes each result to ``tiled()`` (None while it cannot be connected to) or ``spool``;
+    when a spooled result reaches Tiled, its record in ``table`` says so."""
+
+    def __init__(
+        self, tiled: Callable[[], ResultSink | None], spool: Spool, table: ScanTable
+    ) -> None:
+        self.tiled = tiled
+        self.spool = spool
+        self.table = table
+        self._flusher: SpoolFlusher | None = None
+
+    def start(self) -> None:
+        """Start writing the spool back to Tiled in a thread (at once, if it holds results)."""
+        self._flusher = SpoolFlusher(self.spool, self.tiled, self._written).start()
+        if len(self.spool):
+            log.info("%d results spooled from before: writing them to Tiled", len(self.spool))
+            self._flusher.wake()
+
+    def stop(self) -> None:
+        """Stop the spool's writer (what is spooled stays for the next start)."""
+        if self._flusher is not None:
+            self._flusher.stop()
+
+    def write_maps(self, job: ScanJob, maps: Maps, metadata: dict) -> str | None:
+        """Write the maps of ``job``'s scan; returns their URI in Tiled, or None if spooled."""
+        return self._deliver(job, lambda sink: sink.write_maps(job.uid, maps, metadata))
+
+    def write_failure(self, job: ScanJob, reason: str, metadata: dict) -> str | None:
+        """Record that ``job``'s scan has no maps, and why; returns the record's URI in Tiled,
+        or None if spooled."""
+        return self._deliver(job, lambda sink: sink.write_failure(job.uid, reason, metadata))
+
+    def _deliver(self, job: ScanJob, write: Callable[[ResultSink], str]) -> str | None:
+        tiled = None if len(self.spool) else self.tiled()
+        if tiled is not None:
+            try:
+                return write(tiled)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.table.last_error = f"Tiled unreachable writing {job.uid[:8]}: {exc}"
+        path = write(self.spool)
+        log.warning(
+            "scan %s (%s): Tiled unreachable; result spooled to %s (%d waiting)",
+            job.scan_id,
+            job.uid[:8],
+            path,
+            len(self.spool),
+        )
+        if self._flusher is not None:
+            self._flusher.wake()
+        return None
+
+    def _written(self, uid: str, uri: str) -> None:
+        """A spooled result of ``uid`` is now in Tiled at ``uri``."""
+        record = self.table.get(uid)
+        if record is not None:
+            status = "failed" if record.status == "failed" else "done"
+            latency = time.time() - record.stopped_at if record.stopped_at else None
+            self.table.update(record, status=status, uri=uri, latency=latency)

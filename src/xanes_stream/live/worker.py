@@ -1,0 +1,191 @@
+"""The analysis worker: one thread that takes each scan job off a queue, analyses it with
+:func:`~xanes_stream.pipeline.scan.analyze_scan` and delivers the maps (or why there are none).
+
+So the subscriber never waits for an analysis, and one scan's failure never stops the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from xanes_stream.documents.router import ScanJob
+from xanes_stream.errors import XanesStreamError
+from xanes_stream.io.models import load_model
+from xanes_stream.io.references import bundled_reference
+from xanes_stream.live.delivery import Delivery
+from xanes_stream.live.records import ScanRecord, ScanTable
+from xanes_stream.live.references import ReferenceCache
+from xanes_stream.live.series import SeriesTables
+from xanes_stream.live.stacks import KeptStacks
+from xanes_stream.pipeline.analyze import analyze
+from xanes_stream.pipeline.scan import analyze_scan
+from xanes_stream.pipeline.settings import AnalysisSettings
+from xanes_stream.store.tiled_store import TiledResultStore
+
+__all__ = ["AnalysisWorker", "warm_up_analysis"]
+
+log = logging.getLogger(__name__)
+
+
+def _unregistered(settings: AnalysisSettings) -> AnalysisSettings:
+    """``settings`` without registration (the accumulator registered the frames as they came)."""
+    return settings.model_copy(
+        update={"registration": settings.registration.model_copy(update={"method": "none"})}
+    )
+
+
+def warm_up_analysis(settings: AnalysisSettings) -> None:
+    """One tiny analysis, so the imports and first-call costs of the analysis (scikit-learn's
+    k-means, ...) are not paid by the first scan; a failure is only logged."""
+    try:
+        references = [bundled_reference("NiO"), bundled_reference("LiNiO2")]
+        energies = np.linspace(8250.0, 8450.0, 60)
+        mix = np.linspace(0, 1, 16 * 16).reshape(16, 16)
+        spectra = [np.interp(energies, r.energy, r.mu) for r in references]
+        stack = np.multiply.outer(spectra[0], mix) + np.multiply.outer(spectra[1], 1 - mix)
+        analyze(stack.astype(np.float32), energies, references, mode="absorbance",
+                settings=_unregistered(settings))  # fmt: skip
+    except Exception as exc:  # only a warm-up: the first scan will say what is wrong
+        log.debug("analysis warm-up failed: %s", exc)
+
+
+class AnalysisWorker:
+    """Analyses queued :class:`ScanJob` s one at a time in a thread and delivers each result.
+
+    A job marked ``incomplete`` is first read back whole by ``backfill`` (None: nothing to
+    analyse now). ``metadata`` is merged into every result's metadata.
+    """
+
+    def __init__(
+        self,
+        *,
+        table: ScanTable,
+        delivery: Delivery,
+        references: ReferenceCache,
+        stacks: KeptStacks,
+        series: SeriesTables,
+        backfill: Callable[[ScanJob, ScanRecord], ScanJob | None],
+        store: Callable[[], TiledResultStore],
+        provenance: dict,
+    ) -> None:
+        self.table, self.delivery, self.references = table, delivery, references
+        self.stacks, self.series, self.backfill = stacks, series, backfill
+        self._store, self.provenance = store, provenance
+        self.jobs: queue.Queue[ScanJob | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="xanes-analysis", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Finish the jobs already queued (waiting at most ``timeout`` s), then stop."""
+        self.jobs.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("analysis worker still busy after %.0f s; leaving it", timeout)
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            record = self.table.record(job)
+            self.table.update(record, status="analysing")
+            try:
+                self._handle(job, record)
+            except Exception as exc:  # never let one scan stop the worker
+                reason = f"{type(exc).__name__}: {exc}"
+                self.table.last_error = f"scan {job.scan_id} ({job.uid[:8]}): {reason}"
+                log.exception("scan %s (%s): analysis failed", job.scan_id, job.uid[:8])
+                self._fail(job, record, reason)
+
+    def _metadata(self, job: ScanJob) -> dict:
+        return {
+            "scan_id": job.scan_id,
+            "sample": job.sample,
+            "plan_name": job.start.get("plan_name"),
+            "series": (job.start.get("xanes") or {}).get("series"),
+            "raw_time": job.start.get("time"),
+            "profile": job.profile.name,
+            "notes": job.notes,
+            **self.provenance,
+        }
+
+    def _handle(self, job: ScanJob, record: ScanRecord) -> None:
+        if job.incomplete is not None:
+            job = self.backfill(job, record)
+            if job is None:
+                return
+        label = f"scan {job.scan_id} ({job.uid[:8]})"
+        if job.failure is not None:
+            self._fail(job, record, job.failure)
+            return
+        if job.incomplete is not None:  # still short even in the archive
+            self._fail(job, record, f"incomplete even in Tiled: {job.incomplete}")
+            return
+        started = time.perf_counter()
+        if job.stopped_at:
+            job.timings["from_stop_to_analysis"] = time.time() - job.stopped_at
+        references = self.references(job.references)
+        if not references:
+            raise XanesStreamError("no references: set md['xanes']['references'] or the profile's")
+        settings = _unregistered(job.settings or job.profile.settings)  # md overrides in it
+        extra = [n for n in settings.products.library or () if n not in job.references]
+        if not settings.products.enabled():
+            extra = []  # the library serves the products alone
+        maps = analyze_scan(
+            job.frames,
+            job.energies,
+            references,
+            settings=settings,
+            library=references + self.references(extra),
+            mode="absorbance",  # the accumulator corrected the frames and took -ln
+            shifts=job.shifts,
+            load_model=load_model,
+        )
+        analysed = time.perf_counter() - started
+        self.stacks.keep(job.uid, job.frames, job.energies, maps)
+        shape = " x ".join(str(n) for n in job.frames.shape)
+        log.info("%s: analysed in %.2f s (%s)", label, analysed, shape)
+        metadata = self._metadata(job)
+        metadata["timings"] = {**job.timings, "analysis": analysed}
+        summary = maps.summary()
+        uri = self.delivery.write_maps(job, maps, metadata)
+        job.timings.update(analysis=analysed, write=time.perf_counter() - started - analysed)
+        changes = {"analysis_seconds": analysed, "summary": summary, "timings": job.timings}
+        if uri is None:
+            self.table.update(record, status="spooled", **changes)
+            self.series.add(job, maps, write=False)  # Tiled is away: with the next scan
+            return
+        latency = time.time() - job.stopped_at if job.stopped_at else None
+        self.series.add(job, maps)  # before "done": readers then find it in Tiled
+        self.table.update(record, latency=latency, status="done", uri=uri, **changes)
+        log.info(
+            "%s: maps written to %s (%.2f s after its stop document)", label, uri, latency or 0
+        )
+
+    def _attempts(self, uid: str) -> int:
+        """How many failed analyses of ``uid`` Tiled has recorded (0 if unknown)."""
+        try:
+            root = self._store().root
+            return int((root[uid].metadata or {}).get("attempts") or 1) if uid in root else 0
+        except Exception:
+            return 0
+
+    def _fail(self, job: ScanJob, record: ScanRecord, reason: str) -> None:
+        """Record in Tiled (or the spool) that the scan has no maps, and why."""
+        metadata = {**self._metadata(job), "attempts": self._attempts(job.uid) + 1}
+        try:
+            uri = self.delivery.write_failure(job, reason, metadata)
+            if uri is not None:
+                log.info("scan %s (%s): no maps; recorded why at %s", job.scan_id, job.uid[:8], uri)
+        except Exception as exc:
+            self.table.last_error = f"cannot record failure of {job.uid[:8]}: {exc}"
+            log.error("%s", self.table.last_error)
+        self.table.update(record, status="failed", reason=reason)  # only once it is recorded
