@@ -125,7 +125,8 @@ def kmeans_clusters(
     model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[:, sample].T)
     assigned = nearest_centre(features, model.cluster_centers_.astype(features.dtype))
     if order_by is not None:
-        means = [np.nanmean(order_by[usable & (assigned == c)]) for c in range(n_clusters)]
+        values = [order_by[usable & (assigned == c)] for c in range(n_clusters)]
+        means = [np.nanmean(v) if np.isfinite(v).any() else np.nan for v in values]  # empty: last
         rank = np.argsort(np.nan_to_num(means, nan=np.inf))
         relabel = np.empty(n_clusters, dtype=np.int16)
         relabel[rank] = np.arange(n_clusters, dtype=np.int16)

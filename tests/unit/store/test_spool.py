@@ -70,9 +70,9 @@ def filled(tmp_path):
     """A spool holding maps of a, a failure of b, maps of c (put in that order)."""
     spool = Spool(tmp_path / "spool")
     maps = {"a": _maps(1), "c": _maps(3)}
-    spool.put_maps("a", maps["a"], {"raw_uid": "a", "scan": 1})
-    spool.put_failure("b", "aborted by the user", {"raw_uid": "b", "energies": np.arange(3.0)})
-    spool.put_maps("c", maps["c"], {"raw_uid": "c", "scan": 3})
+    spool.write_maps("a", maps["a"], {"raw_uid": "a", "scan": 1})
+    spool.write_failure("b", "aborted by the user", {"raw_uid": "b", "energies": np.arange(3.0)})
+    spool.write_maps("c", maps["c"], {"raw_uid": "c", "scan": 3})
     return spool, maps
 
 
@@ -94,7 +94,7 @@ def test_entries_come_back_equal_and_in_order(filled):
 def test_entries_survive_a_restart_and_new_ones_go_after(filled):
     spool, maps = filled
     again = Spool(spool.folder)
-    again.put_maps("d", _maps(4), {"raw_uid": "d"})
+    again.write_maps("d", _maps(4), {"raw_uid": "d"})
     assert again.uids() == ["a", "b", "c", "d"]
     store = RecordingStore()
     again.flush(store)
