@@ -5,33 +5,18 @@ registry of the analyses beyond the fit (:mod:`xanes_stream.pipeline.products`).
 settings onto the numeric core (:mod:`xanes_stream.imaging`, :mod:`xanes_stream.spectra`) and
 reads no files. Names are loaded lazily."""
 
-from importlib import import_module
+import lazy_loader
 
-#: public name -> the module (of this part) that defines it
-_LAZY = {
-    "analyze": "analyze",
-    "as_references": "analyze",
-    "normalize_stack": "normalized",
-    "run_products": "products",
-    "Maps": "results",
-    "NormalizedStack": "results",
-    "Product": "results",
-    "jsonable": "results",
-    "SeriesSummary": "series",
-    "AnalysisSettings": "settings",
-    "ProductSettings": "settings",
-    "load_settings": "settings",
-    "analyze_volume": "volume",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return [*globals(), *__all__]
+# public names, each loaded from its module on first use (as scikit-image does)
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "analyze": ["analyze", "as_references"],
+        "normalized": ["normalize_stack"],
+        "products": ["run_products"],
+        "results": ["Maps", "NormalizedStack", "Product", "jsonable"],
+        "series": ["SeriesSummary"],
+        "settings": ["AnalysisSettings", "ProductSettings", "load_settings"],
+        "volume": ["analyze_volume"],
+    },
+)

@@ -5,70 +5,38 @@ in, arrays or plain dataclasses out; it imports only numpy, scipy, scikit-learn 
 :mod:`xanes_stream.errors`. Names are loaded lazily, so ``import xanes_stream.spectra.fit``
 loads that module alone."""
 
-from importlib import import_module
+import lazy_loader
 
-#: public name -> the module (of this part) that defines it
-_LAZY = {
-    "Clusters": "clustering",
-    "cluster_mask": "clustering",
-    "cluster_spectra": "clustering",
-    "elbow": "clustering",
-    "CombinatorialFit": "combinatorial",
-    "combinatorial_fit": "combinatorial",
-    "estimate_noise": "combinatorial",
-    "rank_combinations": "combinatorial",
-    "Decomposition": "decomposition",
-    "SpectraStack": "decomposition",
-    "decompose": "decomposition",
-    "estimate_components": "decomposition",
-    "match_components": "decomposition",
-    "scree": "decomposition",
-    "singular_values": "decomposition",
-    "in_kev": "energies",
-    "to_ev": "energies",
-    "derivative_operator": "features",
-    "edge_energy": "features",
-    "peak_energy": "features",
-    "fit_spectra": "fit",
-    "residual_metrics": "fit",
-    "solve": "fit",
-    "edge_energy_contours": "fronts",
-    "spanning_windows": "fronts",
-    "evaluate": "learn",
-    "predict_maps": "learn",
-    "train": "learn",
-    "training_set": "learn",
-    "library_matrix": "library",
-    "variant": "library",
-    "kmeans_clusters": "masks",
-    "otsu_threshold": "masks",
-    "quality_mask": "masks",
-    "EdgeOperator": "normalize",
-    "EdgeWindows": "normalize",
-    "edge_windows": "normalize",
-    "find_e0": "normalize",
-    "normalize": "normalize",
-    "SpectrumFit": "pixel",
-    "fit_normalized": "pixel",
-    "pixel_spectrum": "pixel",
-    "Reference": "references",
-    "looks_normalized": "references",
-    "reference_matrix": "references",
-    "unit_step": "references",
-    "TwoEnergyMaps": "two_energy",
-    "choose_energies": "two_energy",
-    "estimate_od_noise": "two_energy",
-    "two_energy_maps": "two_energy",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return [*globals(), *__all__]
+# public names, each loaded from its module on first use (as scikit-image does)
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "clustering": ["Clusters", "cluster_mask", "cluster_spectra", "elbow"],
+        "combinatorial": [
+            "CombinatorialFit",
+            "combinatorial_fit",
+            "estimate_noise",
+            "rank_combinations",
+        ],
+        "decomposition": [
+            "Decomposition",
+            "SpectraStack",
+            "decompose",
+            "estimate_components",
+            "match_components",
+            "scree",
+            "singular_values",
+        ],
+        "energies": ["in_kev", "to_ev"],
+        "features": ["derivative_operator", "edge_energy", "peak_energy"],
+        "fit": ["fit_spectra", "residual_metrics", "solve"],
+        "fronts": ["edge_energy_contours", "spanning_windows"],
+        "learn": ["evaluate", "predict_maps", "train", "training_set"],
+        "library": ["library_matrix", "variant"],
+        "masks": ["kmeans_clusters", "otsu_threshold", "quality_mask"],
+        "normalize": ["EdgeOperator", "EdgeWindows", "edge_windows", "find_e0", "normalize"],
+        "pixel": ["SpectrumFit", "fit_normalized", "pixel_spectrum"],
+        "references": ["Reference", "looks_normalized", "reference_matrix", "unit_step"],
+        "two_energy": ["TwoEnergyMaps", "choose_energies", "estimate_od_noise", "two_energy_maps"],
+    },
+)
