@@ -20,7 +20,7 @@ from xanes_stream.documents.accumulator import ScanAccumulator
 from xanes_stream.documents.codec import DocumentError
 from xanes_stream.documents.external import ExternalFrames
 from xanes_stream.errors import XanesStreamError
-from xanes_stream.pipeline.settings import AnalysisSettings, merge_settings
+from xanes_stream.pipeline.settings import AnalysisSettings, merge_document_settings
 from xanes_stream.profiles import Profile
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,9 @@ class ScanCallback(DocumentRouter):
             received_at=time.time(),
         )
         settings, overrides = profile.settings, md.get("settings")
-        try:
-            if isinstance(overrides, dict):
-                settings = merge_settings(profile.settings, overrides)
+        try:  # analysis parameters only: no path, model or type to trust from a document
+            if overrides is not None:
+                settings = merge_document_settings(profile.settings, overrides)
         except XanesStreamError as exc:  # bad overrides: the run gets a record of why
             self.job.failure = f"md['xanes']['settings']: {exc}"
         self.job.settings = settings
