@@ -22,6 +22,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         results_root=args.root,
         results_dir=args.results_dir,
         allowed_roots=args.allowed_root,
+        model_roots=args.model_root,
         allow_pickle=args.allow_pickle,
         **({"state_dir": args.state_dir} if args.state_dir else {}),
         web_port=args.web_port,
@@ -83,6 +84,13 @@ def add_commands(sub) -> None:
         action="append",
         default=[],
         help="folder detector files may be read from (repeat)",
+    )
+    p.add_argument(
+        "--model-root",
+        action="append",
+        default=[],
+        help="folder model files (the profile's products.ml.model_path) may be read from "
+        "(repeat; beside the profile's model_roots)",
     )
     p.add_argument(
         "--allow-pickle",

@@ -20,8 +20,9 @@ from xanes_stream.documents.accumulator import ScanAccumulator
 from xanes_stream.documents.codec import DocumentError
 from xanes_stream.documents.external import ExternalFrames
 from xanes_stream.errors import XanesStreamError
-from xanes_stream.pipeline.settings import AnalysisSettings, merge_settings
+from xanes_stream.pipeline.settings import AnalysisSettings
 from xanes_stream.profiles import Profile
+from xanes_stream.profiles.overrides import run_overrides
 
 log = logging.getLogger(__name__)
 
@@ -93,42 +94,37 @@ class ScanCallback(DocumentRouter):
         self.submit = submit
         self.progress = progress or (lambda job, seen, expected: None)
         md = start.get("xanes") if isinstance(start.get("xanes"), dict) else {}
-        self.image_key = md.get("image_key", profile.image_key)
-        self.energy_key = md.get("energy_key", profile.energy_key)
-        self.i0_key = md.get("i0_key", profile.i0_key)
-        units = md.get("energy_units", profile.energy_units)
-        self.energy_scale = 1000.0 if units == "keV" else 1.0
-        streams = {**profile.streams.model_dump(), **(md.get("streams") or {})}
+        try:  # keys, choices, names, analysis parameters: no path, model or type to trust
+            run, failure = run_overrides(profile, md), None
+        except XanesStreamError as exc:  # bad overrides: the run gets a record of why
+            run, failure = run_overrides(profile, {}), str(exc)
+        self.image_key, self.energy_key, self.i0_key = run.image_key, run.energy_key, run.i0_key
+        self.energy_scale = 1000.0 if run.energy_units == "keV" else 1.0
         self.stream_kind = {
-            streams["primary"]: "primary",
-            streams["dark"]: "dark",
-            streams["flat"]: "flat",
+            run.streams.primary: "primary",
+            run.streams.dark: "dark",
+            run.streams.flat: "flat",
         }
         self.received: Counter[str] = Counter()  # frames per stream kind
-        mode = md.get("mode", profile.mode)
         self.job = ScanJob(
             uid=start["uid"],
             start=start,
             stop=None,
             profile=profile,
-            references=list(md.get("references") or profile.references),
+            references=list(run.references),
             received_at=time.time(),
+            settings=run.settings,
         )
-        settings, overrides = profile.settings, md.get("settings")
-        try:
-            if isinstance(overrides, dict):
-                settings = merge_settings(profile.settings, overrides)
-        except XanesStreamError as exc:  # bad overrides: the run gets a record of why
-            self.job.failure = f"md['xanes']['settings']: {exc}"
-        self.job.settings = settings
-        self.expected = start.get("num_points") or len(md.get("energies") or []) or None
+        self.expected = start.get("num_points") or len(run.energies or []) or None
         self.accumulator = ScanAccumulator(
-            settings,
-            mode=mode,
-            needs_flat=profile.dark_flat_source == "streams" and mode == "transmission",
+            run.settings,
+            mode=run.mode,
+            needs_flat=profile.dark_flat_source == "streams" and run.mode == "transmission",
             expected=self.expected,
             label=f"scan {start.get('scan_id')} ({start['uid'][:8]})",
         )
+        if failure is not None:
+            self._fail(failure)
         self.external = ExternalFrames(roots)
         self.descriptors: dict[str, str] = {}  # descriptor uid -> stream kind
         self.pending: dict[tuple[str, int], dict] = {}  # (descriptor, seq_num) -> event data

@@ -37,6 +37,8 @@ class ServiceConfig(BaseSettings):
         "and registered (one request); None uploads each map (XANES_RESULTS_DIR)",
     )
     allowed_roots: list[str] = Field(default_factory=list)
+    # folders model files may be read from, beside the profile's model_roots (XANES_MODEL_ROOTS)
+    model_roots: list[str] = Field(default_factory=list)
     allow_pickle: bool = False
     state_dir: str = Field(
         default_factory=lambda: str(Path.home() / ".local" / "state" / "xanes-stream"),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from xanes_stream.documents.router import SafeRouter, ScanJob
 from xanes_stream.documents.subscriber import SubscriberThread
+from xanes_stream.io.models import model_loader
 from xanes_stream.live.config import ServiceConfig
 from xanes_stream.live.connection import TiledConnection
 from xanes_stream.live.delivery import Delivery
@@ -79,6 +80,7 @@ class XanesService:
             backfill=self.recovery.backfill,
             store=self.tiled.store,
             provenance=dict(provenance or {}),  # merged into every result's metadata
+            load_model=model_loader([*self.profile.model_roots, *config.model_roots]),
         )
         self._router = SafeRouter(self.profile, self.roots, self._submit, self.table.progress)
         self._subscriber: SubscriberThread | None = None

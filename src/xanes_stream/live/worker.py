@@ -16,7 +16,6 @@ import numpy as np
 
 from xanes_stream.documents.router import ScanJob
 from xanes_stream.errors import XanesStreamError
-from xanes_stream.io.models import load_model
 from xanes_stream.io.references import bundled_reference
 from xanes_stream.live.delivery import Delivery
 from xanes_stream.live.records import ScanRecord, ScanTable
@@ -59,7 +58,8 @@ class AnalysisWorker:
     """Analyses queued :class:`ScanJob` s one at a time in a thread and delivers each result.
 
     A job marked ``incomplete`` is first read back whole by ``backfill`` (None: nothing to
-    analyse now). ``metadata`` is merged into every result's metadata.
+    analyse now). ``metadata`` is merged into every result's metadata. ``load_model(path,
+    trusted)`` reads the model files the operator's settings name (confined to the model roots).
     """
 
     def __init__(
@@ -73,10 +73,12 @@ class AnalysisWorker:
         backfill: Callable[[ScanJob, ScanRecord], ScanJob | None],
         store: Callable[[], TiledResultStore],
         provenance: dict,
+        load_model: Callable[..., object],
     ) -> None:
         self.table, self.delivery, self.references = table, delivery, references
         self.stacks, self.series, self.backfill = stacks, series, backfill
         self._store, self.provenance = store, provenance
+        self.load_model = load_model  # reads model files inside the model roots only
         self.jobs: queue.Queue[ScanJob | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="xanes-analysis", daemon=True)
 
@@ -147,7 +149,7 @@ class AnalysisWorker:
             library=references + self.references(extra),
             mode="absorbance",  # the accumulator corrected the frames and took -ln
             shifts=job.shifts,
-            load_model=load_model,
+            load_model=self.load_model,
         )
         analysed = time.perf_counter() - started
         self.stacks.keep(job.uid, job.frames, job.energies, maps)

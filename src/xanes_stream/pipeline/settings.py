@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import enum
+import types
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
 
 from xanes_stream.errors import SettingsError
 from xanes_stream.pipeline.products.registry import analyses as _registered
-from xanes_stream.pipeline.section import Window, _Section
+from xanes_stream.pipeline.section import FROM_DOCUMENTS, Window, _Section
 
-__all__ = ["AnalysisSettings", "ProductSettings", "Window", "_Section", "load_settings"]
+__all__ = [
+    "AnalysisSettings",
+    "ProductSettings",
+    "Window",
+    "_Section",
+    "load_settings",
+    "merge_document_settings",
+    "merge_settings",
+    "refused_from_documents",
+]
 
 
 class NormalizationSettings(_Section):
@@ -112,6 +123,7 @@ ProductSettings = create_model(
             description="reference library for combinatorial fitting and matching components: "
             "entry names (Tiled's library or bundled) beside the scan's references; None: those "
             "alone",
+            json_schema_extra=FROM_DOCUMENTS,  # names, only ever looked up among references
         ),
     ),
 )
@@ -220,3 +232,107 @@ def merge_settings(base: AnalysisSettings, update: dict) -> AnalysisSettings:
         return out
 
     return load_settings(merged(base.model_dump(), update))
+
+
+# --- what a start document may set -----------------------------------------------------------
+_PLAIN = (bool, int, float, type(None))
+
+
+def _plain(annotation) -> bool:
+    """Whether every value of ``annotation`` is a number, a boolean, None, one of fixed
+    choices (``Literal``, an enum), or a tuple or list of such: nothing that can name a file,
+    a place or a type."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _plain(get_args(annotation)[0])
+    if origin is Literal:
+        return all(isinstance(choice, (*_PLAIN, str)) for choice in get_args(annotation))
+    if origin in (Union, types.UnionType, tuple, list):
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        return bool(args) and all(_plain(a) for a in args)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return True
+    return annotation in _PLAIN
+
+
+def _section(annotation) -> type[BaseModel] | None:
+    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return annotation if is_model else None
+
+
+def refused_from_documents(
+    update: dict, model: type[BaseModel] = AnalysisSettings, prefix: str = ""
+) -> list[str]:
+    """The fields of ``update`` a start document may not set, as dotted paths.
+
+    A document may set analysis parameters: numbers, booleans, fixed choices and the fields
+    marked :data:`~xanes_stream.pipeline.section.FROM_DOCUMENTS` (reference names). Any other
+    field (a path, a type to trust, a field added later whose type is not plain) is refused,
+    and so is every field marked :data:`~xanes_stream.pipeline.section.OPERATOR_ONLY`.
+
+    Parameters
+    ----------
+    update : dict
+        Overrides nested like the settings, as a start document carries them.
+    model : type, optional
+        The settings section ``update`` is for (default: all the settings).
+    prefix : str, optional
+        Dotted path of ``model`` within the settings, for the names returned.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["products.ml.model_path"]``; empty when the document may set all of it.
+        Names that are no field are left to validation, which names them.
+    """
+    refused = []
+    for key, value in update.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            continue
+        where = f"{prefix}{key}"
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        marked = extra.get("from_documents")
+        section = _section(field.annotation)
+        if marked is False:
+            refused.append(where)
+        elif marked is None and section is not None:
+            if isinstance(value, dict):  # anything else: validation says it must be a mapping
+                refused.extend(refused_from_documents(value, section, f"{where}."))
+        elif marked is None and not _plain(field.annotation):
+            refused.append(where)
+    return refused
+
+
+def merge_document_settings(base: AnalysisSettings, update: object) -> AnalysisSettings:
+    """``base`` with a start document's ``md["xanes"]["settings"]`` merged onto it, if the
+    document may set every field it names (:func:`refused_from_documents`).
+
+    Parameters
+    ----------
+    base : AnalysisSettings
+        The operator's settings (the profile's).
+    update : object
+        What the document carries there: a mapping nested like the settings.
+
+    Returns
+    -------
+    AnalysisSettings
+        New settings; ``base`` is unchanged.
+
+    Raises
+    ------
+    SettingsError
+        If ``update`` is not a mapping, names a field only the operator may set (the message
+        names each), or does not validate.
+    """
+    if not isinstance(update, dict):
+        raise SettingsError(f"must be a mapping of analysis settings, not {type(update).__name__}")
+    refused = refused_from_documents(update)
+    if refused:
+        raise SettingsError(
+            f"{', '.join(refused)} cannot be set from a start document: a document sets analysis "
+            "parameters only (numbers, choices, switches, reference names); model files, paths "
+            "and the types a model may hold are set in the beamline profile"
+        )
+    return merge_settings(base, update)

@@ -2,7 +2,9 @@
 
 Profiles are YAML files validated by :class:`Profile`. The bundled ones live beside this module
 (``sim``, ``fxi``, ``nanoxanes``); ``load_profile`` also takes a path to a YAML file. A run's
-start document may override the data keys, mode and references in ``md["xanes"]``.
+start document may override the data keys, mode and references in ``md["xanes"]``, and analysis
+parameters in ``md["xanes"]["settings"]``; paths (``allowed_roots``, ``model_roots``, a model
+file) and the types a model may hold are the profile's alone.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class Profile(BaseModel):
     runs: RunSelection = RunSelection()
     allowed_roots: list[str] = Field(
         default_factory=list, description="folders detector files may be read from"
+    )
+    model_roots: list[str] = Field(
+        default_factory=list,
+        description="folders the service may read model files (settings.products.ml.model_path) "
+        "from; keep them apart from the detector folders, where users can put files",
     )
     settings: AnalysisSettings = AnalysisSettings()
 

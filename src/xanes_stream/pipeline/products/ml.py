@@ -18,7 +18,7 @@ from pydantic import Field
 from xanes_stream.errors import AnalysisError, ModelError
 from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
-from xanes_stream.pipeline.section import _Section
+from xanes_stream.pipeline.section import OPERATOR_ONLY, _Section
 from xanes_stream.spectra.learn import evaluate, predict_maps, train, training_set
 from xanes_stream.spectra.references import Reference
 
@@ -31,8 +31,15 @@ class MLSettings(_Section):
     """Machine-learning fraction maps: a saved model, or one trained for the scan."""
 
     enabled: bool = False
-    model_path: str | None = Field(None, description="a skops file; None: train on the scan")
-    trusted: tuple[str, ...] = Field((), description="extra types to trust in model_path")
+    model_path: str | None = Field(
+        None,
+        description="a skops file (the service reads it only inside its model roots); None: "
+        "train on the scan",
+        json_schema_extra=OPERATOR_ONLY,
+    )
+    trusted: tuple[str, ...] = Field(
+        (), description="extra types to trust in model_path", json_schema_extra=OPERATOR_ONLY
+    )
     model: Literal["mlp", "forest"] = "mlp"
     reduce: Literal["standard", "pca"] = "standard"
     n_components: int = Field(10, ge=1, le=200, description="PCA components")

@@ -10,7 +10,7 @@ from pydantic import Field
 from xanes_stream.imaging.particles import label_particles, particle_table
 from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
-from xanes_stream.pipeline.section import _Section
+from xanes_stream.pipeline.section import FROM_DOCUMENTS, _Section
 from xanes_stream.spectra.references import Reference
 
 NAME = "particles"
@@ -29,7 +29,9 @@ class ParticleSettings(_Section):
     smooth: float = Field(1.0, ge=0, description="Gaussian sigma (px) on the distance map")
     active_threshold: float = Field(0.5, ge=0, le=1, description="active: mean fraction above")
     active_reference: str | None = Field(
-        None, description="reference whose fraction decides 'active'; None: the last one"
+        None,
+        description="reference whose fraction decides 'active'; None: the last one",
+        json_schema_extra=FROM_DOCUMENTS,
     )
 
 

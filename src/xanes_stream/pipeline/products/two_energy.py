@@ -16,7 +16,7 @@ from xanes_stream.errors import AnalysisError
 from xanes_stream.pipeline.products._common import by_name, region
 from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
-from xanes_stream.pipeline.section import _Section
+from xanes_stream.pipeline.section import FROM_DOCUMENTS, _Section
 from xanes_stream.spectra.references import Reference
 from xanes_stream.spectra.two_energy import two_energy_maps
 
@@ -27,8 +27,12 @@ class Settings(_Section):
     """Which two references and energies, the pre-edge and the segmentation threshold X."""
 
     enabled: bool = False
-    reference_a: str | None = Field(None, description="None: the first fitted reference")
-    reference_b: str | None = Field(None, description="None: the second fitted reference")
+    reference_a: str | None = Field(
+        None, description="None: the first fitted reference", json_schema_extra=FROM_DOCUMENTS
+    )
+    reference_b: str | None = Field(
+        None, description="None: the second fitted reference", json_schema_extra=FROM_DOCUMENTS
+    )
     e1: float | None = Field(None, description="eV; None: chosen for least noise")
     e2: float | None = Field(None, description="eV; None: chosen for least noise")
     pre_edge: list[float] | None = Field(None, description="eV; None: below both references")
