@@ -254,7 +254,7 @@ class TXMSimulator:
 
     # ---- acquisition -----------------------------------------------------------------------
     def begin_scan(self, progress: float) -> ScanTruth:
-        """Start a new scan record: fresh drift walk, noise and beam jitter, seeded by scan index."""
+        """A new scan record: fresh drift walk, noise and beam jitter, seeded by scan index."""
         index = len(self.truths)
         self._rng = np.random.default_rng([self.settings.seed, index, 1])
         self._drift_rng = np.random.default_rng([self.settings.seed, index, 0])
