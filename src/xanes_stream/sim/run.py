@@ -21,10 +21,15 @@ from bluesky.callbacks.zmq import Publisher
 from zmq.utils.monitor import recv_monitor_message
 
 from xanes_stream.documents import codec
-from xanes_stream.sim.beamline import Beamline, make_beamline
+from xanes_stream.sim.areadetector import DatumPager
+from xanes_stream.sim.beamline import make_beamline
 from xanes_stream.sim.txm import BeamlineError, ScanTruth
 
-__all__ = ["SimulatedRun", "connect_publisher", "run_simulated_experiment"]
+__all__ = ["PLANS", "SimulatedRun", "connect_publisher", "run_simulated_experiment"]
+
+#: The plans :func:`run_simulated_experiment` can run: ours (``xanes_scan``, one dark, one flat,
+#: the energies in eV) and FXI's (``xanes_scan2``, a flat at every energy, XEng in keV).
+PLANS = ("xanes_scan", "xanes_scan2")
 
 #: After the 0MQ handshake, time for the proxy's subscription to reach the PUB socket.
 SUBSCRIPTION_SETTLE_S = 0.2
@@ -94,6 +99,9 @@ def run_simulated_experiment(
     md: dict[str, Any] | None = None,
     connect_timeout: float = 10.0,
     run_engine: RunEngine | None = None,
+    plan: str = "xanes_scan",
+    plan_kwargs: dict[str, Any] | None = None,
+    datum_page: bool = False,
 ) -> list[SimulatedRun]:
     """Run an in-operando series of ``n_scans`` XANES scans on the simulated TXM.
 
@@ -102,13 +110,30 @@ def run_simulated_experiment(
     arrive in Tiled later, at the latest at ``stop``), then to the 0MQ proxy at
     ``proxy_in_address`` (``host:port``) with the safe msgpack codec, then to ``callbacks``.
     ``tiled_uri`` or ``proxy_in_address`` may be None to skip that leg. ``settings`` are
-    further :class:`~xanes_stream.sim.txm.SimSettings` fields. Returns the raw runs in
+    further :class:`~xanes_stream.sim.txm.SimSettings` fields.
+
+    ``plan`` is ``"xanes_scan"`` (our beamline; ``detector`` ``"hdf5"`` or ``"inline"``) or
+    ``"xanes_scan2"`` (FXI's plan and devices, :mod:`~xanes_stream.sim.fxi`; ``detector``
+    ``"ad_hdf5"``, the default there, ``"ad_tiff"`` or ``"async_hdf5"``; ``energies`` still in
+    eV, handed to the plan in keV). ``plan_kwargs`` go to the plan (e.g. ``chunk_size``).
+    ``datum_page`` sends ``datum`` documents packed as ``datum_page``. Returns the raw runs in
     order, each with its ground truth (``truth.uid`` is set too).
     """
-    beamline: Beamline = make_beamline(
-        {**(settings or {}), "detector": detector, "shape": tuple(shape), "seed": seed},
-        data_dir,
-    )
+    if plan not in PLANS:
+        raise BeamlineError(f"plan must be one of {PLANS}, not {plan!r}")
+    values = {**(settings or {}), "shape": tuple(shape), "seed": seed}
+    if plan == "xanes_scan2":
+        from xanes_stream.sim.fxi import make_fxi_beamline
+
+        detector = "ad_hdf5" if detector == "hdf5" else detector
+        beamline: Any = make_fxi_beamline({**values, "detector": detector}, data_dir)
+        eng_list = None if energies is None else [e / 1000.0 for e in energies]
+        series = beamline.series(n_scans, eng_list, md=md, **(plan_kwargs or {}))
+    else:
+        beamline = make_beamline({**values, "detector": detector}, data_dir)
+        series = beamline.in_operando_series(
+            n_scans, energies=energies, md=md, **(plan_kwargs or {})
+        )
     own_engine = run_engine is None
     if run_engine is None:
         main = threading.current_thread() is threading.main_thread()
@@ -117,19 +142,23 @@ def run_simulated_experiment(
     publisher = None
     tokens = []
     try:
+        targets: list[Callable[[str, dict], Any]] = []
         if tiled_uri is not None:
             from bluesky_tiled_plugins import TiledWriter
 
             from xanes_stream.store.client import tiled_client
 
             client = tiled_client(tiled_uri, api_key)
-            tokens.append(run_engine.subscribe(TiledWriter(client, batch_size=batch_size)))
+            targets.append(TiledWriter(client, batch_size=batch_size))
         if proxy_in_address is not None:
             publisher = connect_publisher(proxy_in_address, prefix=prefix, timeout=connect_timeout)
-            tokens.append(run_engine.subscribe(publisher))
-        tokens.extend(run_engine.subscribe(cb) for cb in callbacks)
+            targets.append(publisher)
+        targets.extend(callbacks)
+        if datum_page:
+            targets = [DatumPager(*targets)]
+        tokens.extend(run_engine.subscribe(cb) for cb in targets)
         first = len(beamline.truths)
-        uids = run_engine(beamline.in_operando_series(n_scans, energies=energies, md=md))
+        uids = run_engine(series)
     finally:
         for token in tokens:
             run_engine.unsubscribe(token)

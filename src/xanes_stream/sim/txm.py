@@ -24,11 +24,26 @@ from xanes_stream.io.references import bundled_reference
 from xanes_stream.sim.phantom import make_phantom
 from xanes_stream.spectra.references import Reference, unit_step
 
-__all__ = ["E_REF", "BeamlineError", "FrameKind", "ScanTruth", "SimSettings", "TXMSimulator"]
+__all__ = [
+    "DETECTORS",
+    "E_REF",
+    "BeamlineError",
+    "Exposure",
+    "FrameKind",
+    "ScanTruth",
+    "SimSettings",
+    "TXMSimulator",
+]
 
 #: Energy at which the matrix and non-resonant absorption are given (E^-2.8 law).
 E_REF = 8250.0
 FrameKind = Literal["dark", "flat", "sample"]
+#: The simulated cameras: ``hdf5`` and ``inline`` (:mod:`~xanes_stream.sim.devices`), the
+#: classic-ophyd areaDetector ones FXI runs, ``ad_hdf5`` and ``ad_tiff``
+#: (:mod:`~xanes_stream.sim.areadetector`), and an ophyd-async one, ``async_hdf5``
+#: (:mod:`~xanes_stream.sim.async_detector`).
+DETECTORS = ("hdf5", "inline", "ad_hdf5", "ad_tiff", "async_hdf5")
+Detector = Literal["hdf5", "inline", "ad_hdf5", "ad_tiff", "async_hdf5"]
 
 
 class BeamlineError(XanesStreamError):
@@ -40,7 +55,7 @@ class SimSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    detector: Literal["hdf5", "inline"] = "hdf5"
+    detector: Detector = "hdf5"
     camera_name: str = Field("camera", pattern=r"^[A-Za-z][A-Za-z0-9]*$")
     shape: tuple[int, int] = Field((128, 128), description="(ny, nx) pixels per frame")
     depth: int = Field(
@@ -58,6 +73,20 @@ class SimSettings(BaseModel):
     drift_px: float = Field(0.3, ge=0, description="rms random-walk step per frame, px")
     max_thickness: float = Field(1.0, gt=0, description="edge step (OD) at a particle centre")
     matrix_od: float = Field(0.3, ge=0)
+    beam_slope: float = Field(
+        0.0,
+        ge=-0.5,
+        le=0.5,
+        description="relative change of the incident intensity per keV "
+        "away from E_REF (monochromator throughput); 0 keeps it flat",
+    )
+    beam_jitter: float = Field(
+        0.0,
+        ge=0,
+        le=0.2,
+        description="relative rms change of the incident intensity from one "
+        "exposure to the next (top-up, source motion); the ion chambers see it",
+    )
     noise: bool = True
     dtype: Literal["float32", "uint16"] = "float32"
     seed: int = Field(0, ge=0)
@@ -75,6 +104,22 @@ class SimSettings(BaseModel):
         return value
 
 
+@dataclass(frozen=True)
+class Exposure:
+    """One exposure of the camera: ``n_frames`` frames of one ``kind`` at one energy (eV).
+
+    ``intensity`` is the incident beam relative to ``SimSettings.counts`` (what an ion chamber
+    upstream of the sample reads, up to its gain; 0 when the shutter is closed), ``drift``
+    the sample's offset (dy, dx) in pixels (sample frames only).
+    """
+
+    kind: FrameKind
+    energy: float
+    intensity: float
+    n_frames: int
+    drift: tuple[float, float] = (0.0, 0.0)
+
+
 @dataclass
 class ScanTruth:
     """What the camera really imaged in one staging (one run): compare analysis results to it.
@@ -82,7 +127,8 @@ class ScanTruth:
     ``fractions`` (k, ny, nx), or (k, nz, ny, nx) for volumes, are those at ``progress``;
     ``energies`` and ``drift`` (n, 2) list the sample frames in order; the drift is how far
     the sample moved (dy, dx) in pixels, so the registering shift of frame i is
-    ``-(drift[i] - drift[ref])``.
+    ``-(drift[i] - drift[ref])``. ``exposures`` lists every exposure (dark, flat and sample) in
+    the order taken; a sample exposure of several frames counts once in ``energies``.
     """
 
     index: int
@@ -96,6 +142,7 @@ class ScanTruth:
     drift_steps: list[tuple[float, float]] = field(default_factory=list)
     frame_progress: list[float] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    exposures: list[Exposure] = field(default_factory=list)
     uid: str | None = None
 
     @property
@@ -165,6 +212,8 @@ class TXMSimulator:
         self._scan: ScanTruth | None = None
         self._rng = np.random.default_rng(settings.seed)
         self._drift_rng = np.random.default_rng(settings.seed)
+        self._beam_rng = np.random.default_rng(settings.seed)
+        self.incident = 0.0  # relative incident intensity of the last exposure
         self._unit_cache: dict[float, np.ndarray] = {}
 
     # ---- chemistry -------------------------------------------------------------------------
@@ -205,10 +254,11 @@ class TXMSimulator:
 
     # ---- acquisition -----------------------------------------------------------------------
     def begin_scan(self, progress: float) -> ScanTruth:
-        """Start a new scan record: fresh drift walk and noise, both seeded by scan index."""
+        """A new scan record: fresh drift walk, noise and beam jitter, seeded by scan index."""
         index = len(self.truths)
         self._rng = np.random.default_rng([self.settings.seed, index, 1])
         self._drift_rng = np.random.default_rng([self.settings.seed, index, 0])
+        self._beam_rng = np.random.default_rng([self.settings.seed, index, 2])
         truth = ScanTruth(
             index=index,
             references=self.reference_names,
@@ -226,31 +276,68 @@ class TXMSimulator:
     def current_scan(self) -> ScanTruth | None:
         return self._scan
 
+    def beam_intensity(self, energy: float) -> float:
+        """The incident intensity at ``energy`` (eV) relative to ``counts``, before jitter."""
+        return 1.0 + self.settings.beam_slope * (float(energy) - E_REF) / 1000.0
+
+    def mean_frame(
+        self,
+        kind: FrameKind,
+        energy: float,
+        progress: float,
+        drift: tuple[float, float] = (0.0, 0.0),
+        intensity: float = 1.0,
+    ) -> np.ndarray:
+        """The noise-free frame (counts, dark level included) of ``kind``: what the camera
+        records with ``noise=False``."""
+        return self._photons(kind, energy, progress, drift, intensity) + self.settings.dark_level
+
+    def _photons(self, kind, energy, progress, drift, intensity) -> np.ndarray:
+        shape = self.settings.frame_shape
+        if kind == "dark":
+            return np.zeros(shape)
+        if kind == "flat":
+            return np.broadcast_to(self.beam * intensity, shape)
+        return self.beam * intensity * np.exp(-self.optical_density(energy, progress, drift))
+
     def frame(self, kind: FrameKind, energy: float, progress: float) -> np.ndarray:
         """One camera frame of ``kind`` at ``energy``; sample frames advance the drift."""
+        return self.expose(kind, energy, progress, 1)[0]
+
+    def expose(
+        self, kind: FrameKind, energy: float, progress: float, n_frames: int = 1
+    ) -> np.ndarray:
+        """``n_frames`` frames (n, *frame_shape) of one exposure of ``kind`` at ``energy``.
+
+        A sample exposure advances the drift once (its frames share the position); each
+        exposure draws its incident intensity (:meth:`beam_intensity` with ``beam_jitter``),
+        kept in :attr:`incident` for the ion chambers and in the scan's ``exposures``.
+        """
         s = self.settings
         if self._scan is None:
             self.begin_scan(progress)
         scan = self._scan
-        if kind == "dark":
-            mean = np.zeros(s.frame_shape)
-        elif kind == "flat":
-            mean = np.broadcast_to(self.beam, s.frame_shape)
-        else:
+        jitter = 1.0 + s.beam_jitter * float(self._beam_rng.normal()) if s.beam_jitter else 1.0
+        intensity = 0.0 if kind == "dark" else self.beam_intensity(energy) * jitter
+        drift = (0.0, 0.0)
+        if kind == "sample":
             if scan.drift_steps:
                 step = self._drift_rng.normal(0.0, s.drift_px, 2)
                 last = scan.drift_steps[-1]
                 drift = (last[0] + float(step[0]), last[1] + float(step[1]))
-            else:
-                drift = (0.0, 0.0)
             scan.drift_steps.append(drift)
             scan.energies.append(float(energy))
             scan.frame_progress.append(float(progress))
-            mean = self.beam * np.exp(-self.optical_density(energy, progress, drift))
-        if s.noise:
-            counts = self._rng.poisson(mean) + self._rng.poisson(s.dark_level, s.frame_shape)
-        else:
-            counts = mean + s.dark_level
-        if s.dtype == "uint16":
-            return np.clip(np.rint(counts), 0, np.iinfo(np.uint16).max).astype(np.uint16)
-        return counts.astype(np.float32)
+        self.incident = intensity
+        scan.exposures.append(Exposure(kind, float(energy), intensity, int(n_frames), drift))
+        mean = self._photons(kind, energy, progress, drift, intensity)
+        frames = []
+        for _ in range(int(n_frames)):
+            if s.noise:
+                counts = self._rng.poisson(mean) + self._rng.poisson(s.dark_level, s.frame_shape)
+            else:
+                counts = mean + s.dark_level
+            if s.dtype == "uint16":
+                counts = np.clip(np.rint(counts), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+            frames.append(np.asarray(counts).astype(s.dtype))
+        return np.stack(frames)
