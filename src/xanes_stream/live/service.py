@@ -111,7 +111,12 @@ class XanesService:
         if self.config.web_port is not None:
             from xanes_stream.live.web import WebServer
 
-            self.web = WebServer(self, self.config.web_host, self.config.web_port).start()
+            self.web = WebServer(
+                self,
+                self.config.web_host,
+                self.config.web_port,
+                allowed_hosts=self.config.web_allowed_hosts,
+            ).start()
             log.info("live page at %s", self.web.url)
         self.worker.start()
         self.backfills.start()
