@@ -107,16 +107,19 @@ def test_page_shows_a_new_scan_live_in_chromium(live):
                 runner = threading.Thread(target=lambda: scans.extend(run_scans(live)))
                 runner.start()
                 # the scan appears without a reload, then goes to done
-                page.wait_for_function(f"document.querySelectorAll('tr.scan').length > {before}")
+                # (functions, not strings to evaluate: the page's CSP forbids eval)
+                page.wait_for_function(
+                    f"() => document.querySelectorAll('tr.scan').length > {before}"
+                )
                 runner.join(WAIT)
                 assert scans, "the simulated scan did not finish"
                 run = scans[0]
                 page.wait_for_selector(f'tr.scan[data-uid="{run.uid}"][data-status="done"]')
                 # its maps render
                 page.wait_for_function(
-                    "(() => { const imgs = [...document.querySelectorAll('#maps img')];"
+                    "() => { const imgs = [...document.querySelectorAll('#maps img')];"
                     " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
-                    " })()"
+                    " }"
                 )
                 detail = live.http.get(f"/api/scans/{run.uid}").json()
                 assert page.locator("#maps img").count() == len(detail["maps"])

@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **({"state_dir": args.state_dir} if args.state_dir else {}),
         web_port=args.web_port,
         web_host=args.web_host,
+        **({"web_allowed_hosts": args.web_allowed_host} if args.web_allowed_host else {}),
     )
     if config.api_key is None:
         raise XanesStreamError("set XANES_TILED_API_KEY: results are written with it")
@@ -101,6 +102,13 @@ def add_commands(sub) -> None:
         "--web-port", type=int, default=None, help="serve the live page on this port (0: any)"
     )
     p.add_argument("--web-host", default="127.0.0.1", help="address of the live page")
+    p.add_argument(
+        "--web-allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a host name the live page answers to (repeat; default: --web-host, localhost, "
+        "127.0.0.1, ::1): a browser naming any other gets 400",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("status", help="how a running service is doing (from its state dir)")

@@ -56,6 +56,14 @@ class ServiceConfig(BaseSettings):
     web_host: str = "127.0.0.1"
     kept_stacks: int = Field(default=2, ge=0)  # scans whose frames stay for pixel spectra
 
+    # --- the live page's guard (issue 17) -----------------------------------------------------
+    web_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names the live page answers to, with its port (a request naming any "
+        "other host gets 400: DNS rebinding); empty: web_host, localhost, 127.0.0.1, ::1, and "
+        "this machine's name when web_host is 0.0.0.0 or :: (XANES_WEB_ALLOWED_HOSTS, JSON)",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _keyword_key_wins(cls, data: Any) -> Any:

@@ -12,12 +12,15 @@ __all__ = ["TiledConnection"]
 
 class TiledConnection:
     """The result store of ``config`` (with ``client``, or one made on first use); failures to
-    connect go to ``table.last_error``."""
+    connect go to ``table.last_error``. ``replace_done``: results replace good maps (replay)."""
 
-    def __init__(self, config: ServiceConfig, table: ScanTable, client=None) -> None:
+    def __init__(
+        self, config: ServiceConfig, table: ScanTable, client=None, *, replace_done: bool = False
+    ) -> None:
         self.config = config
         self.table = table
         self._client = client
+        self.replace_done = replace_done
         self._store: TiledResultStore | None = None
 
     def store(self) -> TiledResultStore:
@@ -27,7 +30,10 @@ class TiledConnection:
                 key = self.config.api_key.get_secret_value() if self.config.api_key else None
                 self._client = tiled_client(self.config.tiled_uri, key)
             self._store = TiledResultStore(
-                self._client, root=self.config.results_root, results_dir=self.config.results_dir
+                self._client,
+                root=self.config.results_root,
+                results_dir=self.config.results_dir,
+                replace_done=self.replace_done,
             )
         return self._store
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from xanes_stream.documents.router import ScanJob
 from xanes_stream.live.records import ScanTable
 from xanes_stream.pipeline.results import Maps
-from xanes_stream.store.sink import ResultSink
+from xanes_stream.store.sink import ResultConflict, ResultSink
 from xanes_stream.store.spool import Spool, SpoolFlusher, is_outage
 
 __all__ = ["Delivery"]
@@ -36,7 +36,7 @@ class Delivery:
 
     def start(self) -> None:
         """Start writing the spool back to Tiled in a thread (at once, if it holds results)."""
-        self._flusher = SpoolFlusher(self.spool, self.tiled, self._written).start()
+        self._flusher = SpoolFlusher(self.spool, self._flush_sink, self._written).start()
         if len(self.spool):
             log.info("%d results spooled from before: writing them to Tiled", len(self.spool))
             self._flusher.wake()
@@ -76,6 +76,21 @@ class Delivery:
             self._flusher.wake()
         return None
 
+    def _flush_sink(self) -> ResultSink | None:
+        """Tiled as the spool's writer sees it: a refusal also updates the scan's record."""
+        tiled = self.tiled()
+        return None if tiled is None else _Reporting(tiled, self._refused)
+
+    def _refused(self, uid: str, conflict: ResultConflict) -> None:
+        """A spooled result of ``uid`` was refused: good maps of another run are kept."""
+        log.warning("spooled result of %s not written: %s", uid[:8], conflict)
+        self.table.last_error = f"spooled result of {uid[:8]}: {conflict}"
+        record = self.table.get(uid)
+        if record is not None:
+            self.table.update(
+                record, status="done", uri=conflict.uri, reason=str(conflict), **conflict.kept
+            )
+
     def _written(self, uid: str, uri: str) -> None:
         """A spooled result of ``uid`` is now in Tiled at ``uri``."""
         record = self.table.get(uid)
@@ -83,3 +98,25 @@ class Delivery:
             status = "failed" if record.status == "failed" else "done"
             latency = time.time() - record.stopped_at if record.stopped_at else None
             self.table.update(record, status=status, uri=uri, latency=latency)
+
+
+class _Reporting:
+    """A :class:`ResultSink` that tells ``refused(uid, conflict)`` of each refusal, then
+    raises it on as it came."""
+
+    def __init__(self, sink: ResultSink, refused: Callable[[str, ResultConflict], None]) -> None:
+        self.sink, self.refused = sink, refused
+
+    def write_maps(self, uid: str, maps: Maps, metadata: dict) -> str:
+        try:
+            return self.sink.write_maps(uid, maps, metadata)
+        except ResultConflict as conflict:
+            self.refused(uid, conflict)
+            raise
+
+    def write_failure(self, uid: str, reason: str, metadata: dict) -> str:
+        try:
+            return self.sink.write_failure(uid, reason, metadata)
+        except ResultConflict as conflict:
+            self.refused(uid, conflict)
+            raise

@@ -162,7 +162,11 @@ def _replay(
     )
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     service = XanesService(
-        config, profile=profile, client=client, provenance={"replayed": True, "replayed_at": now}
+        config,
+        profile=profile,
+        client=client,
+        provenance={"replayed": True, "replayed_at": now},
+        replace_results=True,  # asked for: the replayed maps replace the earlier ones
     )
     service.start(subscribe=False)
     uids = []

@@ -3,7 +3,9 @@
 Threads: the 0MQ subscriber routes documents to per-run accumulators (correction and
 registration happen as frames arrive); at each stop document a :class:`ScanJob` goes on a
 queue; one analysis worker (:mod:`.worker`) fits it and delivers the maps (:mod:`.delivery`),
-so the subscriber never waits. Beside them: the spool's writer, the status file, the sweep for
+so the subscriber never waits. A job whose documents came incomplete is first read back from
+Tiled by threads of their own (:mod:`.backfill`), so a run that cannot be read back never
+delays the others. Beside them: the spool's writer, the status file, the sweep for
 scans lacking maps (:mod:`.recovery`) and, if asked for, the live page (:mod:`.web`).
 
 This module only wires these pieces and starts and stops them.
@@ -19,6 +21,7 @@ from pathlib import Path
 from xanes_stream.documents.router import SafeRouter, ScanJob
 from xanes_stream.documents.subscriber import SubscriberThread
 from xanes_stream.io.models import model_loader
+from xanes_stream.live.backfill import Backfills
 from xanes_stream.live.config import ServiceConfig
 from xanes_stream.live.connection import TiledConnection
 from xanes_stream.live.delivery import Delivery
@@ -42,7 +45,11 @@ log = logging.getLogger(__name__)
 
 class XanesService:
     """Subscribes to documents, analyses each energy scan at its stop, writes maps to Tiled;
-    the live page reads it as its :class:`~xanes_stream.live.web.source.ScanSource`."""
+    the live page reads it as its :class:`~xanes_stream.live.web.source.ScanSource`.
+
+    A live service never writes over good maps of another run with the same uid (they are
+    kept and the refused result noted); ``replace_results`` (replay) replaces them.
+    """
 
     def __init__(
         self,
@@ -51,13 +58,14 @@ class XanesService:
         profile: Profile | None = None,
         client=None,
         provenance: dict | None = None,
+        replace_results: bool = False,
     ):
         self.config = config
         self.profile = profile or load_profile(config.profile)
         self.roots = [*self.profile.allowed_roots, *config.allowed_roots]
         self.state_dir = Path(config.state_dir)
         self.table = ScanTable()
-        self.tiled = TiledConnection(config, self.table, client)
+        self.tiled = TiledConnection(config, self.table, client, replace_done=replace_results)
         self.spool = Spool(self.state_dir / "spool")
         self.delivery = Delivery(self.tiled.store_or_none, self.spool, self.table)
         self.stacks = KeptStacks(config.kept_stacks)
@@ -77,10 +85,12 @@ class XanesService:
             references=self._references,
             stacks=self.stacks,
             series=SeriesTables(self.tiled.store, self.table),
-            backfill=self.recovery.backfill,
             store=self.tiled.store,
             provenance=dict(provenance or {}),  # merged into every result's metadata
             load_model=model_loader([*self.profile.model_roots, *config.model_roots]),
+        )
+        self.backfills = Backfills(
+            self.recovery.backfill, self.worker.jobs.put, self.table, self.tiled.store
         )
         self._router = SafeRouter(self.profile, self.roots, self._submit, self.table.progress)
         self._subscriber: SubscriberThread | None = None
@@ -103,9 +113,15 @@ class XanesService:
         if self.config.web_port is not None:
             from xanes_stream.live.web import WebServer
 
-            self.web = WebServer(self, self.config.web_host, self.config.web_port).start()
+            self.web = WebServer(
+                self,
+                self.config.web_host,
+                self.config.web_port,
+                allowed_hosts=self.config.web_allowed_hosts,
+            ).start()
             log.info("live page at %s", self.web.url)
         self.worker.start()
+        self.backfills.start()
         self.delivery.start()
         if not subscribe:
             return self
@@ -137,6 +153,7 @@ class XanesService:
         if self._subscriber is not None:
             self._subscriber.stop()
         self._stopping.set()
+        self.backfills.stop()
         self.worker.stop(timeout)
         self.delivery.stop()
         for thread in self._housekeepers:
@@ -168,7 +185,10 @@ class XanesService:
                 return  # already in hand (e.g. found by the sweep, then its orphan stop came)
             record = self.table.record(job)
             self.table.update(record, status="queued", stopped_at=job.stopped_at or None)
-        self.worker.jobs.put(job)
+        if job.incomplete is not None:
+            self.backfills.submit(job)  # read back from Tiled beside the analysis, not in it
+        else:
+            self.worker.jobs.put(job)
 
     def wait_for(self, uids: list[str], timeout: float) -> list[ScanRecord | None]:
         """The records of ``uids`` once each is done or failed, or as they are after

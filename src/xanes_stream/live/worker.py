@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import numpy as np
@@ -25,6 +26,7 @@ from xanes_stream.live.stacks import KeptStacks
 from xanes_stream.pipeline.analyze import analyze
 from xanes_stream.pipeline.scan import analyze_scan
 from xanes_stream.pipeline.settings import AnalysisSettings
+from xanes_stream.store.sink import ResultConflict
 from xanes_stream.store.tiled_store import TiledResultStore
 
 __all__ = ["AnalysisWorker", "warm_up_analysis"]
@@ -57,9 +59,10 @@ def warm_up_analysis(settings: AnalysisSettings) -> None:
 class AnalysisWorker:
     """Analyses queued :class:`ScanJob` s one at a time in a thread and delivers each result.
 
-    A job marked ``incomplete`` is first read back whole by ``backfill`` (None: nothing to
-    analyse now). ``metadata`` is merged into every result's metadata. ``load_model(path,
-    trusted)`` reads the model files the operator's settings name (confined to the model roots).
+    Jobs come complete (an ``incomplete`` one was read back from Tiled first, by
+    :mod:`~xanes_stream.live.backfill`; one still short is recorded as failed).
+    ``provenance`` is merged into every result's metadata. ``load_model(path, trusted)`` reads
+    the model files the operator's settings name (confined to the model roots).
     """
 
     def __init__(
@@ -70,13 +73,12 @@ class AnalysisWorker:
         references: ReferenceCache,
         stacks: KeptStacks,
         series: SeriesTables,
-        backfill: Callable[[ScanJob, ScanRecord], ScanJob | None],
         store: Callable[[], TiledResultStore],
         provenance: dict,
         load_model: Callable[..., object],
     ) -> None:
         self.table, self.delivery, self.references = table, delivery, references
-        self.stacks, self.series, self.backfill = stacks, series, backfill
+        self.stacks, self.series = stacks, series
         self._store, self.provenance = store, provenance
         self.load_model = load_model  # reads model files inside the model roots only
         self.jobs: queue.Queue[ScanJob | None] = queue.Queue()
@@ -116,19 +118,16 @@ class AnalysisWorker:
             "raw_time": job.start.get("time"),
             "profile": job.profile.name,
             "notes": job.notes,
-            **self.provenance,
+            "result_id": uuid.uuid4().hex,  # this analysis: the same result written again may
+            **self.provenance,  # replace it; another run's may not (store.conflicts)
         }
 
     def _handle(self, job: ScanJob, record: ScanRecord) -> None:
-        if job.incomplete is not None:
-            job = self.backfill(job, record)
-            if job is None:
-                return
         label = f"scan {job.scan_id} ({job.uid[:8]})"
         if job.failure is not None:
             self._fail(job, record, job.failure)
             return
-        if job.incomplete is not None:  # still short even in the archive
+        if job.incomplete is not None:  # still short when read back (live.backfill)
             self._fail(job, record, f"incomplete even in Tiled: {job.incomplete}")
             return
         started = time.perf_counter()
@@ -152,13 +151,17 @@ class AnalysisWorker:
             load_model=self.load_model,
         )
         analysed = time.perf_counter() - started
-        self.stacks.keep(job.uid, job.frames, job.energies, maps)
         shape = " x ".join(str(n) for n in job.frames.shape)
         log.info("%s: analysed in %.2f s (%s)", label, analysed, shape)
         metadata = self._metadata(job)
         metadata["timings"] = {**job.timings, "analysis": analysed}
         summary = maps.summary()
-        uri = self.delivery.write_maps(job, maps, metadata)
+        try:
+            uri = self.delivery.write_maps(job, maps, metadata)
+        except ResultConflict as conflict:
+            self._kept(job, record, conflict)
+            return
+        self.stacks.keep(job.uid, job.frames, job.energies, maps)  # only maps that were kept
         job.timings.update(analysis=analysed, write=time.perf_counter() - started - analysed)
         changes = {"analysis_seconds": analysed, "summary": summary, "timings": job.timings}
         if uri is None:
@@ -187,7 +190,24 @@ class AnalysisWorker:
             uri = self.delivery.write_failure(job, reason, metadata)
             if uri is not None:
                 log.info("scan %s (%s): no maps; recorded why at %s", job.scan_id, job.uid[:8], uri)
+        except ResultConflict as conflict:
+            self._kept(job, record, conflict)
+            return
         except Exception as exc:
             self.table.last_error = f"cannot record failure of {job.uid[:8]}: {exc}"
             log.error("%s", self.table.last_error)
         self.table.update(record, status="failed", reason=reason)  # only once it is recorded
+
+    def _kept(self, job: ScanJob, record: ScanRecord, conflict: ResultConflict) -> None:
+        """Good maps of ``job``'s uid from another run are in Tiled and were kept: the record
+        points at them again and says why this run's result is not there."""
+        log.warning(
+            "scan %s (%s, sample %r): result not written: %s",
+            job.scan_id,
+            job.uid[:8],
+            job.sample[:80],
+            conflict,
+        )
+        self.table.last_error = f"scan {job.scan_id} ({job.uid[:8]}): {conflict}"
+        self.table.update(record, status="done", uri=conflict.uri, reason=str(conflict),
+                          **conflict.kept)  # fmt: skip

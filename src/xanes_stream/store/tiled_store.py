@@ -27,7 +27,11 @@ Two ways to write, the same layout for readers:
   as one node: a single request, whatever the number of maps;
 - without it, each array is uploaded: one HTTP request each (about 0.2 s for a 1024^2 map).
 
-Writing replaces an earlier result of the same run, so re-analysis never duplicates.
+Writing replaces an earlier failure record of the run, so re-analysis never duplicates; good
+maps (``status: done``) are replaced only by the same analysis written again (the same
+``result_id``) or by a store made with ``replace_done`` (an explicit replay): any other result
+for that uid is refused with :class:`~xanes_stream.store.sink.ResultConflict` and noted under
+``conflicts`` in the kept maps' metadata (:mod:`xanes_stream.store.conflicts`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ from xanes_stream.io.maps_file import product_path, storable
 from xanes_stream.io.maps_file import write_maps as write_maps_file
 from xanes_stream.pipeline.results import IMAGE_MAPS, Maps, Product, jsonable
 from xanes_stream.spectra.references import Reference
+from xanes_stream.store.conflicts import (
+    CONFLICTS_KEPT,
+    conflict_entry,
+    conflict_message,
+    may_replace,
+)
+from xanes_stream.store.sink import ResultConflict
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +142,11 @@ def _maps_metadata(uid: str, maps: Maps, metadata: dict) -> dict:
 
 class TiledResultStore:
     """Writes maps and failure records under ``root`` (a
-    :class:`~xanes_stream.store.sink.ResultSink`); keeps the reference library."""
+    :class:`~xanes_stream.store.sink.ResultSink`); keeps the reference library.
+
+    ``replace_done``: results replace good maps of the same uid (an explicit replay); without
+    it they are refused (see the module's notes).
+    """
 
     def __init__(
         self,
@@ -139,10 +154,13 @@ class TiledResultStore:
         root: str = "xanes",
         references_root: str = "references",
         results_dir: str | Path | None = None,
+        *,
+        replace_done: bool = False,
     ):
         self.client = client
         self.root_name = root
         self.references_root = references_root
+        self.replace_done = replace_done
         self.results_dir = Path(results_dir).resolve() if results_dir else None
         self._root = None
 
@@ -155,15 +173,33 @@ class TiledResultStore:
         return self._root
 
     def _replace(self, uid: str, metadata: dict, specs: list[str], file: Path | None = None):
-        """Create node ``uid`` (a container, or ``file`` registered), replacing an earlier one:
-        first try to create it (one request), and only if it exists delete and create again."""
+        """Create node ``uid`` (a container, or ``file`` registered), replacing an earlier one
+        that :func:`~xanes_stream.store.conflicts.may_replace` allows: first try to create it
+        (one request), and only if it exists look at it, then delete and create again."""
         try:
             return self._create(uid, metadata, specs, file)
         except Exception as exc:
             if getattr(getattr(exc, "response", None), "status_code", None) != 409:
                 raise
-        self.root[uid].delete(recursive=True, external_only=False)
+        existing = self.root[uid]
+        stored = dict(existing.metadata or {})
+        if not may_replace(stored, metadata, replace_done=self.replace_done):
+            refused = "maps" if SPEC in specs else "failure"
+            self._note_conflict(existing, stored, conflict_entry(refused, metadata))
+            kept = {"scan_id": stored.get("scan_id"), "sample": stored.get("sample")}
+            raise ResultConflict(conflict_message(uid, refused, stored), existing.uri, kept)
+        existing.delete(recursive=True, external_only=False)
         return self._create(uid, metadata, specs, file)
+
+    @staticmethod
+    def _note_conflict(node, stored: dict, entry: dict) -> None:
+        """Add ``entry`` to the ``conflicts`` of ``node`` (the newest kept); a failure to note
+        it is logged: the maps are kept either way."""
+        conflicts = [*(stored.get("conflicts") or []), entry][-CONFLICTS_KEPT:]
+        try:
+            node.update_metadata(metadata={"conflicts": conflicts})
+        except Exception as exc:
+            log.error("cannot note the refused result in %s: %s", node.uri, exc)
 
     def _create(self, uid: str, metadata: dict, specs: list[str], file: Path | None):
         if file is None:

@@ -11,16 +11,19 @@ import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 import numpy as np
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from xanes_stream.errors import StackNotKept, XanesStreamError
+from xanes_stream.live.web.guard import HostNames, PageGuard
 from xanes_stream.live.web.render import (
     REFERENCE_COLOURS,
     UnknownMap,
@@ -166,10 +169,11 @@ def _error(exc: Exception) -> JSONResponse:
     return _json({"error": str(exc)}, status)
 
 
-def make_app(source: ScanSource) -> Starlette:
+def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
     """The Starlette app of the live page of ``source`` (a running
     :class:`~xanes_stream.live.source.XanesService`, or anything that is a
-    :class:`~xanes_stream.live.web.source.ScanSource`)."""
+    :class:`~xanes_stream.live.web.source.ScanSource`), answering only to ``hosts`` (by
+    default this machine's local names) with the headers of :mod:`.guard`."""
     results = Results(source)
     closing = threading.Event()
 
@@ -208,6 +212,7 @@ def make_app(source: ScanSource) -> Starlette:
         except XanesStreamError as exc:
             return _error(exc)
         record = source.scan_record(uid)
+        path = quote(uid, safe="")  # the uid is a document's: one path segment, whatever it is
         (width, height), box = layout(maps.thickness.shape)
         names = map_names(maps)
         md = maps.metadata
@@ -227,12 +232,12 @@ def make_app(source: ScanSource) -> Starlette:
                 "shifts": {"dy": maps.shifts[:, 0], "dx": maps.shifts[:, 1]},
                 "mean": mean,
                 "maps": [
-                    {"name": n, "title": map_title(n, maps), "url": f"/maps/{uid}/{n}.png"}
+                    {"name": n, "title": map_title(n, maps), "url": f"/maps/{path}/{n}.png"}
                     for n in names
                 ],
                 "plots": {
-                    "spectrum": f"/maps/{uid}/spectrum.png",
-                    "shifts": f"/maps/{uid}/shifts.png",
+                    "spectrum": f"/maps/{path}/spectrum.png",
+                    "shifts": f"/maps/{path}/shifts.png",
                 },
                 "image": {"width": width, "height": height, "box": box},
                 "pixels_in_memory": uid in source.kept_scans(),
@@ -306,7 +311,8 @@ def make_app(source: ScanSource) -> Starlette:
             Route("/api/scans/{uid}/pixel", pixel),
             Route("/maps/{uid}/{name:path}", png),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        ]
+        ],
+        middleware=[Middleware(PageGuard, hosts=hosts or HostNames("127.0.0.1"))],
     )
     app.state.closing = closing
     app.state.results = results

@@ -11,6 +11,7 @@ import uvicorn
 
 from xanes_stream.errors import ServiceError
 from xanes_stream.live.web.app import make_app
+from xanes_stream.live.web.guard import HostNames
 from xanes_stream.live.web.source import ScanSource
 
 log = logging.getLogger(__name__)
@@ -18,13 +19,22 @@ log = logging.getLogger(__name__)
 
 class WebServer:
     """The live page of ``service`` (a :class:`~xanes_stream.live.web.source.ScanSource`) on
-    ``host:port`` (port 0: a free one); ``url`` once started."""
+    ``host:port`` (port 0: a free one); ``url`` once started. It answers only to the
+    ``allowed_hosts`` names (None: ``host``, ``localhost``, ``127.0.0.1``, ``::1``) with its
+    port (:mod:`.guard`)."""
 
-    def __init__(self, service: ScanSource, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        service: ScanSource,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allowed_hosts: list[str] | None = None,
+    ):
         self.service = service
         self.host = host
         self.port = port
-        self.app = make_app(service)
+        self.hosts = HostNames(host, allowed_hosts)
+        self.app = make_app(service, self.hosts)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -44,7 +54,7 @@ class WebServer:
             sock.close()
             msg = f"the live page cannot listen on {self.host}:{self.port}: {exc}"
             raise ServiceError(msg) from None
-        self.port = sock.getsockname()[1]
+        self.port = self.hosts.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
             log_config=None,  # leave the service's logging as it is

@@ -8,10 +8,37 @@ function fmt(v, digits) {
   return Number.isFinite(v) ? v.toFixed(digits) : "–";
 }
 
-function esc(text) {
-  const div = document.createElement("div");
-  div.textContent = text == null ? "" : String(text);
-  return div.innerHTML;
+// Every string of a scan comes from documents anyone on the beamline network can publish: the
+// page builds its elements with the DOM (text nodes, setAttribute), never HTML from strings.
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value == null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "style") Object.assign(node.style, value);  // CSSOM: allowed by the CSP
+    else node.setAttribute(key, String(value));
+  }
+  fill(node, ...children);
+  return node;
+}
+
+function fill(node, ...children) {
+  for (const child of children.flat()) {
+    if (child == null || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function show(node, ...children) {
+  node.replaceChildren();
+  return fill(node, ...children);
+}
+
+// Our own links only: a path on this server ("/..."), never a scheme or another host.
+function localUrl(url) {
+  const text = String(url == null ? "" : url);
+  return text.startsWith("/") && !text.startsWith("//") && !text.startsWith("/\\") ? text : "#";
 }
 
 async function getJSON(url) {
@@ -36,34 +63,39 @@ async function loadScans() {
 
 function renderStatus(s) {
   if (!s) return;
-  $("status").innerHTML = `profile <b>${esc(s.profile)}</b> · ${s.listening ? "listening" : "<b>not listening</b>"}` +
-    ` · ${s.receiving} receiving · ${s.queued} queued · ${s.done} done · ${s.failed} failed` +
-    (s.last_error ? ` · <span title="${esc(s.last_error)}">last error: ${esc(s.last_error.slice(0, 80))}</span>` : "");
+  const error = s.last_error ? String(s.last_error) : "";
+  show($("status"), "profile ", h("b", {}, s.profile), " · ",
+    s.listening ? "listening" : h("b", {}, "not listening"),
+    ` · ${s.receiving} receiving · ${s.queued} queued · ${s.done} done · ${s.failed} failed`,
+    error ? [" · ", h("span", { title: error }, `last error: ${error.slice(0, 80)}`)] : null);
 }
 
+const STATUSES = ["receiving", "queued", "analysing", "spooled", "waiting", "done", "failed"];
+
 function stateCell(s) {
-  let text = s.status;
-  let extra = "";
-  if (s.status === "receiving") {
+  const status = STATUSES.includes(s.status) ? s.status : "unknown";
+  let text = status;
+  let extra = null;
+  if (status === "receiving") {
     text = s.expected ? `receiving ${s.frames}/${s.expected}` : `receiving ${s.frames}`;
     const share = s.expected ? Math.min(100, (100 * s.frames) / s.expected) : 0;
-    extra = `<div class="progress"><div style="width:${share}%"></div></div>`;
-  } else if (s.status === "done" && Number.isFinite(s.latency)) {
+    extra = h("div", { class: "progress" }, h("div", { style: { width: `${fmt(share, 1)}%` } }));
+  } else if (status === "done" && Number.isFinite(s.latency)) {
     text = `done · ${fmt(s.latency, 1)} s`;
-  } else if (s.status === "failed") {
-    extra = `<div class="reason">${esc(s.reason)}</div>`;
+  } else if (status === "failed") {
+    extra = h("div", { class: "reason" }, s.reason);
   }
-  return `<span class="badge ${s.status}">${esc(text)}</span>${extra}`;
+  return [h("span", { class: `badge ${status}` }, text), extra];
 }
 
 function renderScans() {
-  const body = $("scans").querySelector("tbody");
   const rows = [...state.scans.values()].sort((a, b) => (b.received_at || 0) - (a.received_at || 0));
   $("no-scans").hidden = rows.length > 0;
-  body.innerHTML = rows.map((s) =>
-    `<tr class="scan${s.uid === state.selected ? " selected" : ""}" data-uid="${esc(s.uid)}" data-status="${s.status}">` +
-    `<td>${esc(s.scan_id)}</td><td class="sample" title="${esc(s.sample)}">${esc(s.sample)}` +
-    `${s.series ? `<div class="hint">${esc(s.series)}</div>` : ""}</td><td>${stateCell(s)}</td></tr>`).join("");
+  show($("scans").querySelector("tbody"), rows.map((s) =>
+    h("tr", { class: s.uid === state.selected ? "scan selected" : "scan", "data-uid": s.uid, "data-status": s.status },
+      h("td", {}, s.scan_id),
+      h("td", { class: "sample", title: s.sample }, s.sample, s.series ? h("div", { class: "hint" }, s.series) : null),
+      h("td", {}, stateCell(s)))));
 }
 
 function followNewest() {
@@ -112,7 +144,7 @@ function select(uid) {
   state.selected = uid;
   state.detail = null;
   state.pixel = null;
-  history.replaceState(null, "", `#scan=${uid}`);
+  history.replaceState(null, "", `#scan=${encodeURIComponent(uid)}`);
   renderScans();
   refreshSelected();
 }
@@ -159,23 +191,26 @@ function renderDetail(d) {
   $("scan-body").hidden = false;
   $("scan-title").textContent = `Scan ${d.scan_id} · ${d.sample}`;
   const r = d.record || {};
-  $("scan-meta").innerHTML = `uid ${esc(d.uid)}` + (d.series ? ` · series ${esc(d.series)}` : "") +
+  $("scan-meta").textContent = `uid ${d.uid}` + (d.series ? ` · series ${d.series}` : "") +
     ` · ${d.shape[1]} × ${d.shape[0]} px · ${d.energies.length} energies (${fmt(d.energies[0], 0)}–${fmt(d.energies[d.energies.length - 1], 0)} eV)` +
     (Number.isFinite(r.latency) ? ` · maps ${fmt(r.latency, 1)} s after the last frame` : "");
-  const chips = d.reference_names.map((n) =>
-    `<div class="chip"><div class="value">${fmt(d.summary.mean_fractions[n], 3)}</div>` +
-    `<div class="label"><span class="swatch" style="background:${referenceColour(d, n)}"></span>mean fraction ${esc(n)}</div></div>`);
-  chips.push(`<div class="chip"><div class="value">${fmt(d.mean_e0, 1)} eV</div><div class="label">mean edge energy E0</div></div>`);
-  chips.push(`<div class="chip"><div class="value">${Number.isFinite(d.summary.median_r_factor) ? d.summary.median_r_factor.toExponential(1) : "–"}</div><div class="label">median R-factor</div></div>`);
-  chips.push(`<div class="chip"><div class="value">${d.summary.mask_pixels}</div><div class="label">pixels in the mask</div></div>`);
-  $("summary").innerHTML = chips.join("");
-  $("maps").innerHTML = d.maps.map((m) =>
-    `<figure class="map" data-name="${esc(m.name)}"><div class="frame">` +
-    `<img src="${esc(m.url)}" alt="${esc(m.title)}" data-name="${esc(m.name)}" loading="eager"></div>` +
-    `<figcaption><span>${esc(m.title)}</span><a class="png-link" href="${esc(m.url)}" target="_blank">PNG</a></figcaption></figure>`).join("");
-  for (const img of $("maps").querySelectorAll("img")) img.addEventListener("click", onMapClick);
-  $("spectrum-png").href = d.plots.spectrum;
-  $("shifts-png").href = d.plots.shifts;
+  const chip = (value, ...label) => h("div", { class: "chip" }, h("div", { class: "value" }, value), h("div", { class: "label" }, ...label));
+  const median = d.summary.median_r_factor;
+  show($("summary"),
+    d.reference_names.map((n) => chip(fmt(d.summary.mean_fractions[n], 3),
+      h("span", { class: "swatch", style: { background: referenceColour(d, n) } }), `mean fraction ${n}`)),
+    chip(`${fmt(d.mean_e0, 1)} eV`, "mean edge energy E0"),
+    chip(Number.isFinite(median) ? median.toExponential(1) : "–", "median R-factor"),
+    chip(d.summary.mask_pixels, "pixels in the mask"));
+  show($("maps"), d.maps.map((m) => {
+    const img = h("img", { src: localUrl(m.url), alt: m.title, "data-name": m.name, loading: "eager" });
+    img.addEventListener("click", onMapClick);
+    return h("figure", { class: "map", "data-name": m.name }, h("div", { class: "frame" }, img),
+      h("figcaption", {}, h("span", {}, m.title),
+        h("a", { class: "png-link", href: localUrl(m.url), target: "_blank", rel: "noopener" }, "PNG")));
+  }));
+  $("spectrum-png").href = localUrl(d.plots.spectrum);
+  $("shifts-png").href = localUrl(d.plots.shifts);
   const mean = d.mean;
   const series = [
     { x: mean.energies, y: mean.normalized, label: "mean in mask", colour: "#000", style: "dots" },
@@ -227,7 +262,7 @@ async function onMapClick(event) {
     }
     drawPlot($("pixel-plot"), series, { xlabel: "energy (eV)", ylabel: "normalized absorption", xFormat: (v) => v.toFixed(0) });
     const m = p.maps;
-    $("pixel-info").innerHTML = `R-factor ${Number.isFinite(p.r_factor) ? p.r_factor.toExponential(2) : "–"} · ` +
+    $("pixel-info").textContent = `R-factor ${Number.isFinite(p.r_factor) ? p.r_factor.toExponential(2) : "–"} · ` +
       `edge step ${fmt(p.edge_step, 3)} · E0 ${fmt(m.edge_energy, 1)} eV · ${m.in_mask ? "in the mask" : "outside the mask"}`;
   } catch (err) {
     drawPlot($("pixel-plot"), [], { empty: "no spectrum" });
