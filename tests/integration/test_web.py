@@ -273,7 +273,7 @@ def test_pixel_of_a_scan_no_longer_in_memory_says_so(live, done):
 
 
 def test_server_stops_with_an_open_event_stream(live, done):
-    server = WebServer(live.service).start()
+    server = WebServer(live.service.view).start()
     assert server.url.startswith("http://127.0.0.1:") and server.port > 0
     got = []
 

@@ -31,11 +31,9 @@ from xanes_stream.live.recovery import Recovery
 from xanes_stream.live.references import ReferenceCache
 from xanes_stream.live.series import SeriesTables
 from xanes_stream.live.stacks import KeptStacks
+from xanes_stream.live.view import ScanView
 from xanes_stream.live.worker import AnalysisWorker, warm_up_analysis
-from xanes_stream.pipeline.results import Maps
 from xanes_stream.profiles import Profile, load_profile
-from xanes_stream.spectra.pixel import SpectrumFit
-from xanes_stream.spectra.references import Reference
 from xanes_stream.store.spool import Spool
 
 __all__ = ["ScanRecord", "ServiceConfig", "XanesService"]
@@ -45,7 +43,8 @@ log = logging.getLogger(__name__)
 
 class XanesService:
     """Subscribes to documents, analyses each energy scan at its stop, writes maps to Tiled;
-    the live page reads it as its :class:`~xanes_stream.live.web.source.ScanSource`.
+    the live page reads it through :attr:`view` (a
+    :class:`~xanes_stream.live.web.source.ScanSource`).
 
     A live service never writes over good maps of another run with the same uid (they are
     kept and the refused result noted); ``replace_results`` (replay) replaces them.
@@ -97,6 +96,7 @@ class XanesService:
         self._housekeepers: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.web = None  # the live page's WebServer, while it runs
+        self.view = ScanView(self.table, self.stacks, self._references, self.tiled, self.status)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, *, subscribe: bool = True) -> XanesService:
@@ -114,7 +114,7 @@ class XanesService:
             from xanes_stream.live.web import WebServer
 
             self.web = WebServer(
-                self,
+                self.view,
                 self.config.web_host,
                 self.config.web_port,
                 allowed_hosts=self.config.web_allowed_hosts,
@@ -231,27 +231,3 @@ class XanesService:
             spooled=len(self.spool),
             rejected=self._router.rejected,
         )
-
-    def scan_records(self) -> list[ScanRecord]:
-        return self.table.snapshot()
-
-    def scan_record(self, uid: str) -> ScanRecord | None:
-        return self.table.get(uid)
-
-    def last_event(self) -> int:
-        return self.table.events.last_seq
-
-    def events_since(self, seq: int, timeout: float = 0.0) -> list[dict]:
-        return self.table.events.since(seq, timeout)
-
-    def kept_scans(self) -> list[str]:
-        return self.stacks.uids()
-
-    def references(self, names: list[str]) -> list[Reference]:
-        return self._references(names)
-
-    def pixel_spectrum(self, uid: str, y: int, x: int) -> SpectrumFit:
-        return self.stacks.pixel_spectrum(uid, y, x, self._references)
-
-    def read_maps(self, uid: str) -> Maps:
-        return self.tiled.store().read_maps(uid)

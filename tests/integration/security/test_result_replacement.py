@@ -70,7 +70,7 @@ def with_uid(documents, uid):
 def publish_and_settle(live, uid, documents):
     """Send ``documents`` through the proxy; wait until the service has settled run ``uid``
     again (its record went back through queued to done or failed)."""
-    seq = live.service.last_event()
+    seq = live.service.view.last_event()
     publisher = connect_publisher(live.proxy.in_address)
     try:
         for name, doc in documents:
@@ -80,14 +80,14 @@ def publish_and_settle(live, uid, documents):
     deadline = time.monotonic() + WAIT
     queued = False
     while time.monotonic() < deadline:
-        for event in live.service.events_since(seq, 0.5):
+        for event in live.service.view.events_since(seq, 0.5):
             seq = event["seq"]
             scan = event["scan"]
             if scan["uid"] != uid:
                 continue
             queued = queued or scan["status"] == "queued"
             if queued and scan["status"] in ("done", "failed"):
-                return live.service.scan_record(uid)
+                return live.service.view.scan_record(uid)
     raise AssertionError(f"the service did not settle run {uid[:8]} again in {WAIT} s")
 
 

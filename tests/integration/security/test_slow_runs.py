@@ -71,8 +71,8 @@ def test_runs_that_cannot_be_read_back_do_not_delay_a_good_scan(live):
     # the bad runs still get a record of why they have no maps, once their wait is over
     waiting = wait_until(
         lambda: (
-            [r for uid in bad if (r := live.service.scan_record(uid)).status == "waiting"]
-            if all(live.service.scan_record(uid).status == "waiting" for uid in bad)
+            [r for uid in bad if (r := live.service.view.scan_record(uid)).status == "waiting"]
+            if all(live.service.view.scan_record(uid).status == "waiting" for uid in bad)
             else None
         ),
         BACKFILL * 2,
