@@ -107,7 +107,7 @@ def check_frame_shape(shape, expected: int | None, limits: Limits) -> None:
     size = 4.0 * expected * float(np.prod([float(n) for n in shape]))
     if size > limits.max_scan_bytes:
         raise DocumentError(
-            f"{expected} frames of {tuple(shape)} would take {size / 2**30:.1f} GiB, more "
-            f"than the {limits.max_scan_bytes / 2**30:.1f} GiB allowed for one scan "
+            f"{expected} frames of {tuple(shape)} would take {size / 2**20:.0f} MiB, more "
+            f"than the {limits.max_scan_bytes / 2**20:.0f} MiB allowed for one scan "
             "(max_scan_bytes)"
         )
