@@ -10,9 +10,9 @@ Payloads are decoded with the msgpack codec (pickle only when explicitly enabled
 unusable (multipart, not three fields, unknown name, undecodable, a callback that raises) is
 logged and dropped, and the subscriber keeps listening. A message larger than
 ``max_message_bytes`` is refused by 0MQ itself (``ZMQ_MAXMSGSIZE``) before any of it is held:
-0MQ then drops the connection to the proxy and connects again, which is logged (documents sent
-meanwhile are lost; their runs are read back from Tiled at their stop). Messages with another
-prefix than ours (when ours is not empty) are ignored.
+0MQ then drops the connection to the proxy (for good), so the subscriber logs it and connects
+again (documents sent meanwhile are lost; their runs are read back from Tiled at their stop).
+Messages with another prefix than ours (when ours is not empty) are ignored.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class SubscriberThread:
             while not self._stopping.is_set():
                 ready = dict(poller.poll(POLL_MS))
                 if monitor in ready:
-                    self._disconnected(monitor)
+                    self._disconnected(monitor, socket)
                 if socket in ready:
                     self._handle(socket.recv_multipart())
         except Exception:
@@ -163,17 +163,24 @@ class SubscriberThread:
             socket.close(linger=0)
             context.term()
 
-    def _disconnected(self, monitor) -> None:
+    def _disconnected(self, monitor, socket) -> None:
+        """The connection to the proxy was dropped: say so, and connect again (0MQ gives up
+        for good on a connection that sent an oversized message)."""
         while monitor.poll(0):
             monitor.recv_multipart()
-            self.disconnects += 1
-            log.error(
-                "0MQ dropped the connection to the proxy at %s (a message larger than %d bytes "
-                "is refused unread; documents sent meanwhile are lost and their runs read "
-                "back from Tiled); connecting again",
-                _endpoint(self.address),
-                self.max_message_bytes,
-            )
+        self.disconnects += 1
+        log.error(
+            "0MQ dropped the connection to the proxy at %s (a message larger than %d bytes "
+            "is refused unread; documents sent meanwhile are lost and their runs read "
+            "back from Tiled); connecting again",
+            _endpoint(self.address),
+            self.max_message_bytes,
+        )
+        try:
+            socket.disconnect(_endpoint(self.address))  # if 0MQ still retries: not twice
+        except zmq.ZMQError:
+            pass
+        socket.connect(_endpoint(self.address))
 
     # --- messages ----------------------------------------------------------------------------
     def _handle(self, frames: list[bytes]) -> None:

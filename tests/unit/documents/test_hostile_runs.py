@@ -3,49 +3,20 @@ are refused, runs in flight are bounded, a scan's memory is budgeted, and whatev
 run's handling gives that run a failed job (a record), never silence."""
 
 import logging
-import uuid
 
-import numpy as np
 import pytest
-from event_model import compose_run
 
+from tests.helpers.runs import SHAPE, a_run
 from xanes_stream.documents.limits import Limits
 from xanes_stream.documents.router import SafeRouter
 from xanes_stream.profiles import load_profile
 
 PROFILE = load_profile("sim")
-SHAPE = (8, 8)
 
 
 def route(limits=Limits(), roots=()):  # noqa: B008
     jobs = []
     return SafeRouter(PROFILE, list(roots), jobs.append, limits=limits), jobs
-
-
-def a_run(uid=None, n=3, md=None, shape=SHAPE, stop=True, **start_md):
-    """The documents of a small inline energy scan (dark, flat, n energies)."""
-    bundle = compose_run(uid=uid or str(uuid.uuid4()), metadata={
-        "plan_name": "xanes_scan", "num_points": n, "xanes": md or {}, **start_md})  # fmt: skip
-    docs = [("start", bundle.start_doc)]
-    for stream, value in (("dark", 10.0), ("flat", 1000.0)):
-        desc = bundle.compose_descriptor(name=stream, data_keys={
-            "camera_image": {"dtype": "array", "shape": list(shape), "source": "sim"}})  # fmt: skip
-        docs.append(("descriptor", desc.descriptor_doc))
-        event = desc.compose_event(
-            data={"camera_image": np.full(shape, value)}, timestamps={"camera_image": 0.0}
-        )
-        docs.append(("event", event))
-    primary = bundle.compose_descriptor(name="primary", data_keys={
-        "camera_image": {"dtype": "array", "shape": list(shape), "source": "sim"},
-        "energy": {"dtype": "number", "shape": [], "source": "sim"}})  # fmt: skip
-    docs.append(("descriptor", primary.descriptor_doc))
-    for i in range(min(n, 5)):
-        docs.append(("event", primary.compose_event(
-            data={"camera_image": np.full(shape, 500.0), "energy": 8300.0 + i},
-            timestamps={"camera_image": 0.0, "energy": 0.0})))  # fmt: skip
-    if stop:
-        docs.append(("stop", bundle.compose_stop()))
-    return docs
 
 
 def feed(router, docs):
