@@ -35,9 +35,11 @@ class ScanAccumulator:
     needs_flat: bool = True
     label: str = ""
     expected: int | None = None  # frames announced: the stack is allocated once for them
-    _dark: list = field(default_factory=list)
-    _flat: list = field(default_factory=list)
+    max_bytes: int | None = None  # what the stack and the frames held may take, at most
+    _dark: list = field(default_factory=lambda: [None, 0])  # sum (float64), count
+    _flat: list = field(default_factory=lambda: [None, 0])
     _held: list = field(default_factory=list)
+    _held_bytes: int = 0
     _stack: np.ndarray | None = None  # corrected frames, in place: no copy at the stop
     _count: int = 0
     _energies: list = field(default_factory=list)
@@ -54,14 +56,42 @@ class ScanAccumulator:
     def received(self) -> int:
         return self._count + len(self._held)
 
+    @property
+    def nbytes(self) -> int:
+        """What this scan's frames take in memory now (the stack, frames held, dark, flat)."""
+        sums = sum(s.nbytes for s, _ in (self._dark, self._flat) if s is not None)
+        return (0 if self._stack is None else self._stack.nbytes) + self._held_bytes + sums
+
+    def release(self) -> None:
+        """Drop every frame (a failed or evicted scan): its memory is given back."""
+        self._stack, self._held, self._held_bytes = None, [], 0
+        self._dark, self._flat = [None, 0], [None, 0]
+        self._dark_mean = self._flat_mean = None
+        self._registrar = None
+
+    def _budget(self, more: int, what: str) -> None:
+        """Refuse ``more`` bytes beyond what is held if they exceed :attr:`max_bytes`."""
+        if self.max_bytes is not None and self.nbytes + more > self.max_bytes:
+            raise DocumentError(
+                f"{what} would take the scan's frames to {(self.nbytes + more) / 2**20:.0f} "
+                f"MiB, more than the {self.max_bytes / 2**20:.0f} MiB allowed for one scan"
+            )
+
+    def _mean(self, kept: list, frame: np.ndarray, what: str) -> np.ndarray:
+        """Add ``frame`` to the running sum ``kept`` ([sum, count]); the mean so far."""
+        if kept[0] is None:
+            self._budget(frame.size * 8, f"a {what} frame of {frame.shape}")
+            kept[0] = np.zeros(frame.shape, dtype=np.float64)
+        kept[0] += frame
+        kept[1] += 1
+        return (kept[0] / kept[1]).astype(np.float32)
+
     def add_dark(self, frame: np.ndarray) -> None:
-        self._dark.append(self._checked(frame))
-        self._dark_mean = np.mean(self._dark, axis=0, dtype=np.float32)
+        self._dark_mean = self._mean(self._dark, self._checked(frame), "dark")
 
     def add_flat(self, frame: np.ndarray) -> None:
-        self._flat.append(self._checked(frame))
-        self._flat_mean = np.mean(self._flat, axis=0, dtype=np.float32)
-        held, self._held = self._held, []
+        self._flat_mean = self._mean(self._flat, self._checked(frame), "flat")
+        held, self._held, self._held_bytes = self._held, [], 0
         for energy, raw, i0 in held:
             self._process(energy, raw, i0)
 
@@ -70,8 +100,10 @@ class ScanAccumulator:
         frame = self._checked(frame)
         if not np.isfinite(energy):
             raise DocumentError(f"frame energy is {energy}")
-        if self.needs_flat and not self._flat:
+        if self.needs_flat and not self._flat[1]:
+            self._budget(frame.nbytes, f"holding frame {self.received + 1} until the flat")
             self._held.append((energy, frame, i0))
+            self._held_bytes += frame.nbytes
             return
         self._process(energy, frame, i0)
 
@@ -92,11 +124,17 @@ class ScanAccumulator:
     def _slot(self) -> np.ndarray:
         """The stack's next frame, growing the stack (by half) if more frames come than
         announced."""
+        frame_bytes = 4 * int(np.prod(self._shape))
         if self._stack is None:
             capacity = self.expected if self.expected and self.expected > 0 else 64
+            if self.max_bytes is not None:  # unannounced: no more than the budget holds
+                capacity = max(1, min(capacity, self.max_bytes // frame_bytes))
+            self._budget(capacity * frame_bytes, f"a stack of {capacity} frames of {self._shape}")
             self._stack = np.empty((capacity, *self._shape), dtype=np.float32)
         elif self._count == len(self._stack):
-            grown = np.empty((self._count + self._count // 2 + 1, *self._shape), np.float32)
+            size = self._count + self._count // 2 + 1
+            self._budget(size * frame_bytes, f"frame {self._count + 1} of {self._shape}")
+            grown = np.empty((size, *self._shape), np.float32)
             grown[: self._count] = self._stack
             self._stack = grown
         self._count += 1
@@ -130,7 +168,7 @@ class ScanAccumulator:
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The aligned optical-density stack, its energies (eV) and the shifts applied."""
-        held, self._held = self._held, []
+        held, self._held, self._held_bytes = self._held, [], 0
         for energy, raw, i0 in held:  # no flat ever came: frames are used as corrected
             self._process(energy, raw, i0)
         if not self._count:

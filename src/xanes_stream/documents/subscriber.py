@@ -7,9 +7,12 @@ be empty (the message then starts with a space) and never contains a space; ``na
 document name (``start``, ``event``, ...) and ``payload`` the serialized document.
 
 Payloads are decoded with the msgpack codec (pickle only when explicitly enabled); anything
-unusable (multipart, too big, not three fields, unknown name, undecodable, a callback that
-raises) is logged and dropped, and the subscriber keeps listening. Messages with another
-prefix than ours (when ours is not empty) are ignored.
+unusable (multipart, not three fields, unknown name, undecodable, a callback that raises) is
+logged and dropped, and the subscriber keeps listening. A message larger than
+``max_message_bytes`` is refused by 0MQ itself (``ZMQ_MAXMSGSIZE``) before any of it is held:
+0MQ then drops the connection to the proxy (for good), so the subscriber logs it and connects
+again (documents sent meanwhile are lost; their runs are read back from Tiled at their stop).
+Messages with another prefix than ours (when ours is not empty) are ignored.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from xanes_stream.errors import XanesStreamError
 
 log = logging.getLogger(__name__)
 
-#: Larger messages are dropped unread (a 4k x 4k float32 frame inline is 64 MiB).
+#: Larger messages are refused by 0MQ unread (a 4k x 4k float32 frame inline is 64 MiB).
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 #: The longest the subscriber thread waits for a message before looking whether to stop (ms).
 POLL_MS = 100
@@ -52,10 +55,18 @@ class SubscriberThread:
         Only messages with this prefix are taken; empty: all.
     allow_pickle : bool, optional
         Unpickle payloads (runs code from whoever can publish); default: the msgpack codec.
+    max_message_bytes : int, optional
+        Larger messages are refused by 0MQ before they are received.
     """
 
     def __init__(
-        self, address: str, callback: Callable, *, prefix: bytes = b"", allow_pickle: bool = False
+        self,
+        address: str,
+        callback: Callable,
+        *,
+        prefix: bytes = b"",
+        allow_pickle: bool = False,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         if not isinstance(prefix, bytes) or b" " in prefix:
             raise ValueError(f"prefix {prefix!r} must be bytes without b' '")
@@ -66,6 +77,8 @@ class SubscriberThread:
             codec.pickle_deserializer_with_warning() if allow_pickle else codec.unpackb
         )
         self.allow_pickle = allow_pickle
+        self.max_message_bytes = int(max_message_bytes)
+        self.disconnects = 0  # connections to the proxy 0MQ dropped (an oversized message, ...)
         self.dropped = 0  # messages logged and dropped
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -122,6 +135,8 @@ class SubscriberThread:
         try:
             socket = context.socket(zmq.SUB)
             socket.setsockopt(zmq.LINGER, 0)
+            socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)  # before any is read
+            monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             socket.connect(_endpoint(self.address))
             socket.setsockopt(zmq.SUBSCRIBE, b"")
         except zmq.ZMQError as exc:
@@ -130,15 +145,42 @@ class SubscriberThread:
             context.destroy(linger=0)
             return
         self._ready.set()
+        poller = zmq.Poller()
+        poller.register(socket, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         try:
             while not self._stopping.is_set():
-                if socket.poll(POLL_MS, zmq.POLLIN):
+                ready = dict(poller.poll(POLL_MS))
+                if monitor in ready:
+                    self._disconnected(monitor, socket)
+                if socket in ready:
                     self._handle(socket.recv_multipart())
         except Exception:
             log.exception("0MQ subscriber stopped unexpectedly")
         finally:
+            socket.disable_monitor()
+            monitor.close(linger=0)
             socket.close(linger=0)
             context.term()
+
+    def _disconnected(self, monitor, socket) -> None:
+        """The connection to the proxy was dropped: say so, and connect again (0MQ gives up
+        for good on a connection that sent an oversized message)."""
+        while monitor.poll(0):
+            monitor.recv_multipart()
+        self.disconnects += 1
+        log.error(
+            "0MQ dropped the connection to the proxy at %s (a message larger than %d bytes "
+            "is refused unread; documents sent meanwhile are lost and their runs read "
+            "back from Tiled); connecting again",
+            _endpoint(self.address),
+            self.max_message_bytes,
+        )
+        try:
+            socket.disconnect(_endpoint(self.address))  # if 0MQ still retries: not twice
+        except zmq.ZMQError:
+            pass
+        socket.connect(_endpoint(self.address))
 
     # --- messages ----------------------------------------------------------------------------
     def _handle(self, frames: list[bytes]) -> None:
@@ -146,9 +188,6 @@ class SubscriberThread:
             self._drop(f"a message of {len(frames)} parts (bluesky sends one)")
             return
         (message,) = frames
-        if len(message) > MAX_MESSAGE_BYTES:
-            self._drop(f"message of {len(message)} bytes exceeds {MAX_MESSAGE_BYTES}")
-            return
         first = message.find(b" ")
         second = message.find(b" ", first + 1) if first >= 0 else -1
         if second < 0:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from xanes_stream.documents.limits import Limits
 from xanes_stream.store.client import API_KEY_ENV
 
 __all__ = ["ServiceConfig"]
@@ -72,3 +73,25 @@ class ServiceConfig(BaseSettings):
         if isinstance(data, dict) and "api_key" in data:
             data = {k: v for k, v in data.items() if k != API_KEY_ENV}
         return data
+
+    # --- what a document may make the service hold (documents are untrusted) ----------------
+    max_message_bytes: int = Field(
+        256 * 2**20, gt=0, description="larger 0MQ messages are refused unread (bytes)"
+    )
+    max_runs_in_flight: int = Field(
+        16, ge=1, description="runs started, not stopped, followed at once; the oldest is failed"
+    )
+    max_scan_bytes: int = Field(
+        8 * 2**30, gt=0, description="memory one scan's frames may take (announced or held)"
+    )
+    max_frames: int = Field(
+        100_000, ge=1, description="frames (energies) a run, or one stream_datum, may announce"
+    )
+
+    def limits(self) -> Limits:
+        """The router's :class:`~xanes_stream.documents.limits.Limits` from these fields."""
+        return Limits(
+            max_runs_in_flight=self.max_runs_in_flight,
+            max_scan_bytes=self.max_scan_bytes,
+            max_frames=self.max_frames,
+        )

@@ -91,7 +91,9 @@ class XanesService:
         self.backfills = Backfills(
             self.recovery.backfill, self.worker.jobs.put, self.table, self.tiled.store
         )
-        self._router = SafeRouter(self.profile, self.roots, self._submit, self.table.progress)
+        self._router = SafeRouter(
+            self.profile, self.roots, self._submit, self.table.progress, config.limits()
+        )
         self._subscriber: SubscriberThread | None = None
         self._housekeepers: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -130,6 +132,7 @@ class XanesService:
             self._router,
             prefix=self.config.zmq_prefix.encode(),
             allow_pickle=self.config.allow_pickle,
+            max_message_bytes=self.config.max_message_bytes,
         ).start()
         log.info(
             "xanes-stream serving profile %r: maps to %s/%s",

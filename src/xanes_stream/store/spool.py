@@ -1,7 +1,8 @@
 """Results waiting on local disk while Tiled cannot take them, written back in order.
 
 Each entry is one file named ``<sequence>-<raw uid>.h5`` (maps, in the maps-file layout, with
-the Tiled metadata in its attributes) or ``.failed.json`` (a failure record). Entries survive a
+the Tiled metadata in its attributes) or ``.failed.json`` (a failure record); the uid is one
+:func:`~xanes_stream.documents.identifiers.check_uid` allows, so never a path. Entries survive a
 restart of the service; :meth:`Spool.flush` writes them oldest first and stops at the first
 that Tiled still refuses, so the order is kept.
 """
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from xanes_stream.documents.identifiers import check_uid, inside
 from xanes_stream.io.maps_file import read_maps, write_maps
 from xanes_stream.pipeline.results import Maps, jsonable
 from xanes_stream.store.sink import ResultSink
@@ -62,9 +64,12 @@ class Spool:
         return path.name.split("-", 1)[1].split(".", 1)[0]
 
     def _next(self, uid: str, suffix: str) -> Path:
+        """The next entry's file: in the spool folder whatever ``uid`` says (it is checked to
+        be a run uid, and the resolved path to be in the folder)."""
+        check_uid(uid)
         with self._lock:
             self._sequence += 1
-            return self.folder / f"{self._sequence:09d}-{uid}{suffix}"
+            return inside(self.folder, f"{self._sequence:09d}-{uid}{suffix}")
 
     def write_maps(self, uid: str, maps: Maps, metadata: dict) -> str:
         """Spool the maps of raw run ``uid`` with their Tiled ``metadata``; returns the file."""

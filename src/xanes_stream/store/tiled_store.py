@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xanes_stream.documents.identifiers import check_uid, inside
 from xanes_stream.io.maps_file import product_path, storable
 from xanes_stream.io.maps_file import write_maps as write_maps_file
 from xanes_stream.pipeline.results import IMAGE_MAPS, Maps, Product, jsonable
@@ -239,9 +240,9 @@ class TiledResultStore:
     def _register(self, uid: str, maps: Maps, md: dict) -> str:
         """Write the maps file under ``results_dir`` and register it as the run's node; the
         files of earlier results of the run are removed once the new one is in place."""
-        folder = self.results_dir / uid
+        folder = inside(self.results_dir, check_uid(uid))  # never outside, whatever the uid
         folder.mkdir(parents=True, exist_ok=True)
-        path = write_maps_file(maps, folder / f"maps-{time.time_ns()}.h5", md)
+        path = write_maps_file(maps, inside(folder, f"maps-{time.time_ns()}.h5"), md)
         try:
             node = self._replace(uid, md, [SPEC], file=path)
         except Exception:

@@ -149,6 +149,8 @@ def _mutate(docs, data, draw):
             if not isinstance(doc.get("data"), dict) or image_key not in doc["data"]:
                 continue
             image = np.asarray(doc["data"][image_key])
+            if image.ndim < 2:  # already retyped by an earlier mutation
+                continue
             doc["data"][image_key] = {
                 "bad_frame": draw(
                     st.sampled_from([image[:5], image.astype(np.complex64), "text", image.ravel()])
