@@ -220,7 +220,7 @@ class TiledResultStore:
 
     def write_maps(self, uid: str, maps: Maps, metadata: dict) -> str:
         """Write every map of ``maps`` for raw run ``uid``; returns the container's URI."""
-        md = _maps_metadata(uid, maps, metadata)
+        md = _maps_metadata(check_uid(uid), maps, metadata)  # a Tiled key: never a path
         if self.results_dir is not None:
             return self._register(uid, maps, md)
         node = self._replace(uid, md, [SPEC])
@@ -294,6 +294,7 @@ class TiledResultStore:
 
     def write_failure(self, uid: str, reason: str, metadata: dict) -> str:
         """Record that run ``uid`` produced no maps, and why."""
+        check_uid(uid)  # a Tiled key: never a path
         md = {
             **metadata,
             "status": "failed",
