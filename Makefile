@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## run the main job end to end on embedded defaults
 	$(BIN)/xanes-stream demo
 
-test: $(STAMP)  ## run the test suite (the browser tests need Debian's chromium: installed here)
+test: $(STAMP)  ## run the test suite (browser tests: Debian's chromium; catalog tests: PostgreSQL, Redis)
 	bash scripts/ensure-browser.sh
-	$(BIN)/python -m pytest
+	bash scripts/ensure-servers.sh
+	$(BIN)/python -m pytest -n 2 --dist loadfile  # two workers; each file's tests share its servers
 
 test-unit: $(STAMP)  ## the unit tests alone (no server, no subprocess), on two cores: about a minute
 	$(BIN)/python -m pytest tests/unit -n 2 -q

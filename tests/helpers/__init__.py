@@ -24,3 +24,12 @@ def fraction_errors(maps, phantom, inside):
     names = [r.name for r in phantom.references]
     fitted = np.stack([maps.fraction(n) for n in names])
     return np.abs(fitted - phantom.fractions)[:, inside]
+
+
+def fraction_error(node, truth) -> float:
+    """Median |fitted - true| fraction over the thick part of the particles, of the maps
+    ``node`` read back from Tiled against a simulated run's ``truth``."""
+    names = node["fractions"].metadata["reference_names"]
+    fitted = node["fractions"].read()[[names.index(n) for n in truth.references]]
+    inside = core(truth)
+    return float(np.median(np.abs(fitted - truth.fractions)[:, inside]))

@@ -59,11 +59,12 @@ def lossy_publisher(address, drop):
 
 @pytest.mark.parametrize(
     ("lost", "detector"),
-    [("event", "hdf5"), ("stream_datum", "hdf5"), ("start", "inline")],
+    [("event", "hdf5"), ("stream_datum", "hdf5"), ("start", "inline"), ("stop", "inline")],
 )
 def test_lost_documents_are_read_back_from_tiled(live, lost, detector):
     publish = lossy_publisher(
-        live.proxy.in_address, lambda name, n: name == lost and (lost == "start" or n in (6, 9))
+        live.proxy.in_address,
+        lambda name, n: name == lost and (lost in ("start", "stop") or n in (6, 9)),
     )
     try:
         (run,) = run_simulated_experiment(
@@ -146,9 +147,11 @@ def test_flooding_the_proxy_loses_no_scan(live):
     (record,) = live.service.wait_for([run.uid], WAIT)
     assert record is not None and record.status == "done", record and record.reason
     assert_one_good_set_of_maps(live.tiled.client(), run)
-    recovered = sum(live.service.counts[k] - before[k] for k in before)
-    print(f"flood: {sent['n']} messages; scan re-read from Tiled: {recovered > 0}")
-    assert recovered == 1, "the flood was meant to make 0MQ drop documents of the scan"
+    reread = live.service.counts["backfilled"] - before["backfilled"]
+    print(f"flood: {sent['n']} messages; scan re-read from Tiled: {reread > 0}")
+    # 0MQ dropped some of the scan's documents (events: read back at its stop; its stop: the
+    # sweep finds the run ended in Tiled): either way it is read back from Tiled once
+    assert reread == 1, "the flood was meant to make 0MQ drop documents of the scan"
 
 
 def test_tiled_outage_mid_scan_spools_then_writes(live, tmp_path):

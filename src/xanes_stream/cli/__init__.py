@@ -1,4 +1,5 @@
-"""Command line: ``xanes-stream COMMAND`` (analyze, example-stack, serve, status, replay, ...).
+"""Command line: ``xanes-stream COMMAND`` (analyze, example-stack, export, serve, status, replay,
+...).
 
 One module per command group; each registers its commands with ``add_commands``.
 """
@@ -9,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from xanes_stream.cli import analyze, demo, ml, references, replay, serve
+from xanes_stream.cli import analyze, demo, export, ml, references, replay, serve, tomography
 from xanes_stream.errors import XanesStreamError
 
 __all__ = ["build_parser", "main"]
@@ -19,7 +20,7 @@ DESCRIPTION = (
 )
 
 #: The command groups, in the order ``--help`` lists them.
-GROUPS = (analyze, serve, replay, ml, references, demo)
+GROUPS = (analyze, tomography, export, serve, replay, ml, references, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,12 @@ def tiled_client(args: argparse.Namespace):
     except XanesStreamError:
         raise
     except Exception as exc:
+        from xanes_stream.store.refusals import server_words
+
+        if getattr(exc, "response", None) is not None:  # it answered: say what it said
+            raise XanesStreamError(
+                f"the Tiled at {args.tiled_uri} refused the connection: {server_words(exc)}"
+            ) from None
         raise XanesStreamError(f"cannot reach Tiled at {args.tiled_uri}: {exc}") from None
 
 
@@ -87,4 +93,17 @@ def state_dir_option(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         help="spooled results and status.json "
         "(default $XANES_STATE_DIR or ~/.local/state/xanes-stream)",
+    )
+
+
+def dask_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """``--dask ADDRESS``; ``help`` says what runs on the cluster (default: the service's)."""
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help=help
+        or "a Dask scheduler (tcp://host:8786): each scan is analysed on the cluster's "
+        "workers, several at once, in-process again if the cluster goes away (default "
+        "$XANES_DASK; unset: in this process)",
     )

@@ -17,6 +17,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         keep=args.keep,
         detector=args.detector,
         web_port=None if args.no_web else args.web_port,
+        postgres=args.postgres,
     )
 
 
@@ -30,4 +31,10 @@ def add_commands(sub) -> None:
     p.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
     p.add_argument("--web-port", type=int, default=0, help="port of the live page (0: any)")
     p.add_argument("--no-web", action="store_true", help="no live page")
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="Tiled on PostgreSQL with a Redis streaming cache, as a facility runs it "
+        "(needs Debian's postgresql and redis-server: scripts/ensure-servers.sh)",
+    )
     p.set_defaults(func=cmd_demo)

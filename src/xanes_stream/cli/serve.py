@@ -5,19 +5,47 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from xanes_stream.cli.common import log, results_dir_option, state_dir_option
+from xanes_stream.cli.common import dask_option, log, results_dir_option, state_dir_option
 from xanes_stream.errors import XanesStreamError
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+def service_config(args: argparse.Namespace):
+    """The service's settings from ``serve``'s options (what they leave out: ``XANES_*``).
 
-    from xanes_stream.live.service import ServiceConfig, XanesService
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``serve``'s parsed options.
 
-    config = ServiceConfig(
+    Returns
+    -------
+    ServiceConfig
+        The settings.
+
+    Raises
+    ------
+    XanesStreamError
+        A setting is unusable (e.g. ``XANES_SOURCE`` neither zmq nor tiled), with why.
+    """
+    from pydantic import ValidationError
+
+    from xanes_stream.live.config import ServiceConfig
+
+    try:
+        return _settings(ServiceConfig, args)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise XanesStreamError(f"unusable service settings: {reasons}") from None
+
+
+def _settings(cls, args: argparse.Namespace):
+    return cls(
         tiled_uri=args.tiled_uri,
         zmq_address=args.zmq,
+        **({"source": args.source} if args.source else {}),  # else XANES_SOURCE, else zmq
+        **({"source_uri": args.source_uri} if args.source_uri else {}),
         profile=args.profile,
         results_root=args.root,
         results_dir=args.results_dir,
@@ -25,10 +53,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         model_roots=args.model_root,
         allow_pickle=args.allow_pickle,
         **({"state_dir": args.state_dir} if args.state_dir else {}),
+        **({"dask": args.dask} if args.dask else {}),  # else XANES_DASK, else in-process
         web_port=args.web_port,
         web_host=args.web_host,
         **({"web_allowed_hosts": args.web_allowed_host} if args.web_allowed_host else {}),
     )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from xanes_stream.live.service import XanesService
+
+    config = service_config(args)
     if config.api_key is None:
         raise XanesStreamError("set XANES_TILED_API_KEY: results are written with it")
     stop = threading.Event()
@@ -73,13 +111,33 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Register ``serve`` and ``status``."""
-    p = sub.add_parser("serve", help="analyse live energy scans from 0MQ into Tiled")
+    p = sub.add_parser("serve", help="analyse live energy scans from 0MQ or Tiled into Tiled")
     p.add_argument("--profile", default="sim", help="bundled profile name or a YAML file")
     p.add_argument("--tiled-uri", default="http://127.0.0.1:8000")
     p.add_argument("--zmq", default="127.0.0.1:5578", help="0MQ proxy output, host:port")
-    p.add_argument("--root", default="xanes", help="Tiled container for the maps")
+    p.add_argument(
+        "--source",
+        choices=("zmq", "tiled"),
+        default=None,
+        help="where the documents come from: the 0MQ proxy (--zmq), or the runs TiledWriter "
+        "writes into Tiled (needs the server's streaming_cache; followed run by run); "
+        "default: XANES_SOURCE, else zmq",
+    )
+    p.add_argument(
+        "--source-uri",
+        default=None,
+        metavar="URI",
+        help="with --source tiled: the Tiled container of the raw runs, if not the root of "
+        "--tiled-uri (e.g. http://host:8000/api/v1/metadata/raw)",
+    )
+    p.add_argument(
+        "--root",
+        default="xanes",
+        help="Tiled container for the maps: a key, or a path such as fxi/xanes",
+    )
     results_dir_option(p)
     state_dir_option(p)
+    dask_option(p)
     p.add_argument(
         "--allowed-root",
         action="append",

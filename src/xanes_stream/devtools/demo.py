@@ -23,6 +23,7 @@ def run_demo(
     keep: bool = False,
     detector: str = "hdf5",
     web_port: int | None = 0,
+    postgres: bool = False,
 ) -> int:
     from xanes_stream.devtools.launcher import local_pipeline
     from xanes_stream.io.plotting import plot_maps
@@ -34,8 +35,11 @@ def run_demo(
         shutil.rmtree(output / stale, ignore_errors=True)
     data_dir = output / "detector"
     data_dir.mkdir(parents=True)
-    print("starting Tiled (SQLite catalog) and the 0MQ proxy on 127.0.0.1 ...", flush=True)
-    with local_pipeline(output / "tiled", data_dir, web_port=web_port) as (tiled, proxy, service):
+    catalog = "postgres" if postgres else "sqlite"
+    layout = "PostgreSQL catalog, Redis streaming cache" if postgres else "SQLite catalog"
+    print(f"starting Tiled ({layout}) and the 0MQ proxy on 127.0.0.1 ...", flush=True)
+    pipeline = local_pipeline(output / "tiled", data_dir, web_port=web_port, catalog=catalog)
+    with pipeline as (tiled, proxy, service):
         if service.web is not None:
             print(f"live page: {service.web.url}  (open it to watch the scans)", flush=True)
         print(f"running {n_scans} simulated XANES scans (in-operando series) ...", flush=True)

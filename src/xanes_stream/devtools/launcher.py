@@ -9,16 +9,10 @@ template ``services/tiled/config.yml`` instead; :func:`tiled_config` writes the 
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
 import re
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -29,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from xanes_stream.devtools.processes import HOST as _HOST
+from xanes_stream.devtools.processes import ManagedProcess, child_env, free_port, port_is_open, tool
 from xanes_stream.errors import ServiceError
 from xanes_stream.store.client import API_KEY_ENV, tiled_client
 
@@ -44,119 +40,9 @@ __all__ = [
     "tiled_config",
 ]
 
-_HOST = "127.0.0.1"
 _API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 #: HTTP without any *_proxy environment settings: the servers are on this host.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port(host: str = _HOST) -> int:
-    """A TCP port that is free on ``host`` right now (another process may still take it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def port_is_open(port: int, host: str = _HOST, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _tool(name: str) -> str:
-    """A console script of this environment (next to the interpreter), else from PATH."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise ServiceError(f"{name} not found next to {sys.executable} nor on PATH")
-    return found
-
-
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The environment without TILED_* variables (they override the config file) plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TILED_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-class _ManagedProcess:
-    """A subprocess in its own session, its log file, and the directories to remove."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cleanup: list[Path]):
-        self.argv = argv
-        self.log_path = log_path
-        self._cleanup = cleanup
-        self._log = open(log_path, "wb")  # closed in stop()
-        try:
-            self.process = subprocess.Popen(
-                argv,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # own process group: stop() signals exactly it
-            )
-        except OSError as exc:
-            self._log.close()
-            for path in cleanup:
-                shutil.rmtree(path, ignore_errors=True)
-            raise ServiceError(f"cannot run {argv[0]}: {exc}") from None
-        self.startup_seconds: float | None = None
-        atexit.register(self.stop)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def log_text(self, tail: int = 4000) -> str:
-        """The last ``tail`` characters of the process output."""
-        if not self._log.closed:
-            self._log.flush()
-        try:
-            return self.log_path.read_text(errors="replace")[-tail:]
-        except OSError:
-            return ""
-
-    def _signal_group(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, sig)
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout`` s; remove temp dirs. Returns the exit code."""
-        atexit.unregister(self.stop)
-        # Signal the group only while its leader is unreaped, so the id cannot be reused.
-        if self.process.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.process.wait(timeout=10.0)
-        if not self._log.closed:
-            self._log.close()
-        for path in self._cleanup:
-            shutil.rmtree(path, ignore_errors=True)
-        self._cleanup = []
-        return self.process.returncode
-
-    def _fail(self, message: str) -> ServiceError:
-        log = self.log_text()
-        self.stop()
-        return ServiceError(f"{message}\n--- output ---\n{log}")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def tiled_config(
@@ -165,21 +51,35 @@ def tiled_config(
     *,
     api_key_env: str = API_KEY_ENV,
     init_if_not_exists: bool = True,
+    streaming_cache: str | None = "memory",
+    public: bool = False,
+    catalog_uri: str | None = None,
+    tabular_uri: str | None = None,
 ) -> dict[str, Any]:
     """The Tiled server config of xanes-stream for a root directory (catalog and writes).
 
     The API key is not in it: Tiled expands ``${XANES_TILED_API_KEY}`` from its environment.
+    ``streaming_cache`` is the ``uri`` of the server's streaming cache, which websocket
+    subscriptions (``serve --source tiled``) need: ``"memory"`` (one server process) or a
+    Redis URI (``"redis://127.0.0.1:6379"``); None: none. ``public``: anyone may read
+    without a key (writing still needs it), as a facility's read-only archive.
+    ``catalog_uri`` (e.g. ``postgresql+asyncpg://user:pw@host:5432/tiled_catalog``) and
+    ``tabular_uri`` (``postgresql://...``) replace the SQLite catalog and tables in
+    ``root_dir`` (``services/tiled/config-postgres.yml``).
     """
     root = Path(root_dir).resolve()
-    return {
+    config = {
         "authentication": {
             "single_user_api_key": "${" + api_key_env + "}",
-            "allow_anonymous_access": False,
+            "allow_anonymous_access": public,
         },
         "catalog": {
-            "uri": f"sqlite:///{root}/catalog.db",
+            "uri": catalog_uri or f"sqlite:///{root}/catalog.db",
             "init_if_not_exists": init_if_not_exists,
-            "writable_storage": [f"file://localhost{root}/data", f"sqlite:///{root}/tabular.db"],
+            "writable_storage": [
+                f"file://localhost{root}/data",
+                tabular_uri or f"sqlite:///{root}/tabular.db",
+            ],
             "readable_storage": [str(root / "results")]
             + [str(Path(d).resolve()) for d in readable_dirs],
         },
@@ -188,11 +88,13 @@ def tiled_config(
                 "application/json-seq": "bluesky_tiled_plugins.exporters:json_seq_exporter"
             }
         },
-        "streaming_cache": {"uri": "memory", "data_ttl": 3600, "seq_ttl": 3600},
     }
+    if streaming_cache is not None:
+        config["streaming_cache"] = {"uri": streaming_cache, "data_ttl": 3600, "seq_ttl": 3600}
+    return config
 
 
-class TiledProcess(_ManagedProcess):
+class TiledProcess(ManagedProcess):
     """A running ``tiled serve config``: ``uri``, ``api_key``, ``root_dir``, ``stop()``."""
 
     def __init__(
@@ -202,6 +104,18 @@ class TiledProcess(_ManagedProcess):
         self.uri, self.port, self.api_key = uri, port, api_key
         self.root_dir, self.config_path = root_dir, config_path
         self.results_dir = root_dir / "results"  # readable by the server: maps files go here
+        #: servers started for this one (PostgreSQL, Redis), stopped after it
+        self.companions: list[ManagedProcess] = []
+        self.catalog_uri: str | None = None
+        self.streaming_cache: str | None = None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Stop Tiled, then the servers started for it (PostgreSQL, Redis)."""
+        code = super().stop(timeout)
+        companions, self.companions = self.companions, []
+        for companion in reversed(companions):
+            companion.stop(timeout)
+        return code
 
     def client(self, **kwargs: Any):
         """A Tiled client with the API key."""
@@ -224,6 +138,9 @@ def start_tiled(
     *,
     timeout: float = 60.0,
     attempts: int = 3,
+    streaming_cache: str | None = "default",
+    public: bool = False,
+    catalog: str = "sqlite",
 ) -> TiledProcess:
     """Start a Tiled server on 127.0.0.1 and wait (at most ``timeout`` s) until it answers.
 
@@ -231,7 +148,73 @@ def start_tiled(
     removed by ``stop()``. ``api_key`` (letters and digits) defaults to a random one; it reaches
     the server only through its environment. ``readable_dirs`` are where detector files may
     be registered from. With ``port`` None a free port is chosen (and re-chosen if taken).
+    ``streaming_cache`` (websocket subscriptions: ``serve --source tiled``) is ``"memory"``,
+    a Redis URI or None (see :func:`tiled_config`); ``"default"``: ``"memory"``, or with
+    ``catalog="postgres"`` a Redis started here. ``public``: anonymous clients may read.
+
+    ``catalog``: ``"sqlite"`` (in ``root_dir``), ``"postgres"`` (a PostgreSQL and a Redis are
+    started for this server, as a facility deploys Tiled, and stopped after it: see
+    :mod:`~xanes_stream.devtools.databases`) or a ``postgresql+asyncpg://`` URI of an
+    existing database.
     """
+    companions: list[ManagedProcess] = []
+    catalog_uri = tabular_uri = None
+    if catalog == "postgres":
+        from xanes_stream.devtools.databases import start_postgres, start_redis
+
+        postgres = start_postgres(timeout=timeout)
+        companions.append(postgres)
+        catalog_uri, tabular_uri = postgres.uri(), postgres.uri("tiled_tabular", driver=None)
+        if streaming_cache == "default":
+            try:
+                redis = start_redis(timeout=timeout)
+            except BaseException:
+                postgres.stop()
+                raise
+            companions.append(redis)
+            streaming_cache = redis.uri
+    elif catalog.startswith(("postgresql", "postgres:")):
+        catalog_uri = catalog
+    elif catalog != "sqlite":
+        raise ServiceError(f"catalog must be 'sqlite', 'postgres' or a PostgreSQL URI: {catalog}")
+    if streaming_cache == "default":
+        streaming_cache = "memory"
+    try:
+        server = _start_tiled(
+            root_dir,
+            api_key,
+            port,
+            readable_dirs,
+            timeout=timeout,
+            attempts=attempts,
+            streaming_cache=streaming_cache,
+            public=public,
+            catalog_uri=catalog_uri,
+            tabular_uri=tabular_uri,
+        )
+    except BaseException:
+        for companion in reversed(companions):
+            companion.stop()
+        raise
+    server.companions = companions
+    server.catalog_uri, server.streaming_cache = catalog_uri, streaming_cache
+    return server
+
+
+def _start_tiled(
+    root_dir: str | Path | None,
+    api_key: str | None,
+    port: int | None,
+    readable_dirs: Sequence[str | Path],
+    *,
+    timeout: float,
+    attempts: int,
+    streaming_cache: str | None,
+    public: bool,
+    catalog_uri: str | None,
+    tabular_uri: str | None,
+) -> TiledProcess:
+    """:func:`start_tiled` once its catalog and streaming cache are chosen."""
     api_key = api_key or secrets.token_hex(16)
     if not _API_KEY_PATTERN.match(api_key):
         raise ServiceError("the Tiled API key must consist of letters and digits only")
@@ -241,13 +224,25 @@ def start_tiled(
         (root / "data").mkdir(parents=True, exist_ok=True)
         (root / "results").mkdir(exist_ok=True)
         config_path = root / "config.yml"
-        config_path.write_text(yaml.safe_dump(tiled_config(root, readable_dirs), sort_keys=False))
+        config_path.write_text(
+            yaml.safe_dump(
+                tiled_config(
+                    root,
+                    readable_dirs,
+                    streaming_cache=streaming_cache,
+                    public=public,
+                    catalog_uri=catalog_uri,
+                    tabular_uri=tabular_uri,
+                ),
+                sort_keys=False,
+            )
+        )
     except OSError as exc:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
         raise ServiceError(f"cannot prepare the Tiled directory {root}: {exc}") from None
-    env = _child_env({API_KEY_ENV: api_key})
-    tiled = _tool("tiled")
+    env = child_env({API_KEY_ENV: api_key})
+    tiled = tool("tiled")
     for attempt in range(1, max(1, attempts) + 1):
         chosen = port or free_port()
         uri = f"http://{_HOST}:{chosen}"
@@ -281,7 +276,7 @@ def start_tiled(
     raise AssertionError("unreachable")
 
 
-class ProxyProcess(_ManagedProcess):
+class ProxyProcess(ManagedProcess):
     """A running ``bluesky-0MQ-proxy``: publishers connect to ``in_address``, dispatchers to
     ``out_address`` (both ``"127.0.0.1:port"``)."""
 
@@ -306,18 +301,18 @@ def start_proxy(
     """Start ``bluesky-0MQ-proxy`` bound to 127.0.0.1; wait (at most ``timeout`` s) until it
     has bound both ports. Free ports are chosen for those not given (re-chosen if taken)."""
     log_dir = Path(tempfile.mkdtemp(prefix="xanes-proxy-"))
-    tool = _tool("bluesky-0MQ-proxy")
+    proxy_tool = tool("bluesky-0MQ-proxy")
     for attempt in range(1, max(1, attempts) + 1):
         p_in = in_port or free_port()
         p_out = out_port or free_port()
         while p_out == p_in:
             p_out = free_port()
-        argv = [tool, "--in-address", f"{_HOST}:{p_in}", "--out-address", f"{_HOST}:{p_out}"]
+        argv = [proxy_tool, "--in-address", f"{_HOST}:{p_in}", "--out-address", f"{_HOST}:{p_out}"]
         proxy = ProxyProcess(
             in_port=p_in,
             out_port=p_out,
             argv=argv,
-            env=_child_env({}),
+            env=child_env({}),
             log_path=log_dir / f"proxy-{attempt}.log",
             cleanup=[log_dir],
         )
@@ -342,16 +337,23 @@ def start_proxy(
 
 @contextlib.contextmanager
 def local_pipeline(
-    tiled_root: str | Path, data_dir: str | Path, *, profile: str = "sim", **service_options
+    tiled_root: str | Path,
+    data_dir: str | Path,
+    *,
+    profile: str = "sim",
+    catalog: str = "sqlite",
+    **service_options,
 ):
     """Tiled, the proxy and the analysis service together on this machine, for the demo and
     the tests: yields ``(tiled, proxy, service)``, the service reading detector files from
     ``data_dir``; ``service_options`` are further :class:`ServiceConfig` fields (e.g.
     ``web_port=0`` serves the live page on a free port, at ``service.web.url``). Everything
-    is stopped on leaving the block."""
+    is stopped on leaving the block. ``catalog="postgres"``: Tiled on PostgreSQL with a Redis
+    streaming cache (see :func:`start_tiled`)."""
     from xanes_stream.live.service import ServiceConfig, XanesService
 
-    with start_tiled(tiled_root, readable_dirs=[data_dir]) as tiled, start_proxy() as proxy:
+    tiled_server = start_tiled(tiled_root, readable_dirs=[data_dir], catalog=catalog)
+    with tiled_server as tiled, start_proxy() as proxy:
         config = ServiceConfig(
             tiled_uri=tiled.uri,
             zmq_address=proxy.out_address,

@@ -38,6 +38,8 @@ class ScanJob:
     frames: np.ndarray | None = None
     energies: np.ndarray | None = None
     shifts: np.ndarray | None = None
+    noise: np.ndarray | None = None  # per energy: the OD's standard error (NaN: not known)
+    energy_offset: float | None = None  # eV added to the energies (profile.foil's correction)
     failure: str | None = None
     incomplete: str | None = None  # documents were lost on the way: re-read the run from Tiled
     settings: AnalysisSettings | None = None  # the profile's, with the start document's overrides
@@ -45,6 +47,7 @@ class ScanJob:
     stopped_at: float = 0.0
     timings: dict = field(default_factory=dict)  # s: stack (finishing the frames), ...
     notes: list[str] = field(default_factory=list)
+    source: str = "live"  # where the frames came from: live, re-read from Tiled, from files
 
     @property
     def scan_id(self):

@@ -45,6 +45,7 @@ class StartReading:
     references: list[str] = field(default_factory=list)
     expected: int | None = None  # frames announced (None: not said)
     failure: str | None = None  # why the start cannot be used
+    event_image: str = "auto"  # what a 3-D image of an event is (profile.frames.event_image)
 
 
 def read_start(start: dict, md: dict, profile: Profile, limits: Limits) -> StartReading:
@@ -64,6 +65,7 @@ def read_start(start: dict, md: dict, profile: Profile, limits: Limits) -> Start
         mode=run.mode,
         settings=run.settings,
         failure=failure,
+        event_image=profile.frames.event_image,
     )
     try:
         reading.references = [check_name(r, "reference") for r in run.references]
@@ -76,11 +78,11 @@ def read_start(start: dict, md: dict, profile: Profile, limits: Limits) -> Start
 
 
 def _announced(start: dict, md: dict, limits: Limits) -> int | None:
-    energies = md.get("energies")
-    expected = start.get("num_points") or (
-        len(energies) if isinstance(energies, list | tuple) else None
-    )
-    if not isinstance(expected, int) or isinstance(expected, bool) or expected <= 0:
+    """The energies a start announces: ``num_points``, else ``md['xanes']['energies']``, else
+    FXI's ``num_eng`` or its ``eng_list``; None if none of them is usable."""
+    expected = _count(start.get("num_points")) or _count(_length(md.get("energies")))
+    expected = expected or _count(start.get("num_eng")) or _count(_length(start.get("eng_list")))
+    if expected is None:
         return None
     if expected > limits.max_frames:
         raise DocumentError(
@@ -88,6 +90,19 @@ def _announced(start: dict, md: dict, limits: Limits) -> int | None:
             "may have (max_frames)"
         )
     return expected
+
+
+def _count(value) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if ok else None
+
+
+def _length(values) -> int | None:
+    """The length of a list of numbers (energies), else None."""
+    if not isinstance(values, list | tuple):
+        return None
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    return len(values) if numbers else None
 
 
 def check_frame_shape(shape, expected: int | None, limits: Limits) -> None:

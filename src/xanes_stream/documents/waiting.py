@@ -50,8 +50,8 @@ class Waiting:
 
     def lost(self, primary: set[str]) -> list[str]:
         """What is still waiting at the stop (of the ``primary`` descriptors' events)."""
-        lost = [f"{len(self.frames)} frames without their event"] if self.frames else []
+        lost = [f"{len(self.frames)} frames whose events were not received"] if self.frames else []
         unmatched = sum(1 for key in self.events if key[0] in primary)
         if unmatched:
-            lost.append(f"{unmatched} events without their frame")
+            lost.append(f"{unmatched} events whose frames were not received")
         return lost

@@ -54,6 +54,7 @@ def correct(
     flat: np.ndarray | None = None,
     i0: float | np.ndarray | None = None,
     out: np.ndarray | None = None,
+    denominator: np.ndarray | None = None,
 ) -> np.ndarray:
     """Absorption of raw frames: ``(values - dark) / (flat - dark) / i0``, then ``-ln`` in
     transmission (see the module's docstring for what each input means in each mode).
@@ -73,6 +74,9 @@ def correct(
         Floating-point array of ``values``' shape to write into; ``values`` itself (when it
         is floating point) corrects in place, as the block loop of the analysis does. None: a
         new float32 array.
+    denominator : numpy.ndarray, optional
+        ``flat - dark`` made once by :func:`flat_field` for many frames (the live
+        accumulator's), used instead of ``flat``; give ``dark`` too, not ``flat``.
 
     Returns
     -------
@@ -81,6 +85,8 @@ def correct(
         value.
     """
     check_mode(mode)
+    if denominator is not None and flat is not None:
+        raise AnalysisError("give the flat or its flat-field denominator, not both")
     if out is None:
         out = np.array(values, dtype=np.float32)
     elif out is not values:
@@ -90,9 +96,8 @@ def correct(
         out -= dark
     with np.errstate(divide="ignore", invalid="ignore"):
         if flat is not None:
-            denominator = np.asarray(flat).astype(np.float32, copy=False)
-            if dark is not None:
-                denominator = denominator - dark
+            denominator = flat_field(flat, dark)
+        if denominator is not None:
             out /= denominator
         if i0 is not None and mode != "absorbance":
             i0 = np.asarray(i0, dtype=np.float32)
@@ -101,3 +106,27 @@ def correct(
             np.log(out, out=out)
             np.negative(out, out=out)
     return out
+
+
+def flat_field(flat: np.ndarray, dark: np.ndarray | None = None) -> np.ndarray:
+    """The flat-field denominator ``flat - dark`` (``flat`` alone without a dark), float32.
+
+    Make it once per flat and give it to :func:`correct` as ``denominator`` when many frames
+    share one flat.
+
+    Parameters
+    ----------
+    flat : numpy.ndarray
+        The flat (open-beam) image.
+    dark : numpy.ndarray, optional
+        The dark image, broadcastable to ``flat``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32; a new array when ``dark`` is given, else ``flat`` itself if it is float32.
+    """
+    denominator = np.asarray(flat).astype(np.float32, copy=False)
+    if dark is not None:
+        denominator = denominator - np.asarray(dark).astype(np.float32, copy=False)
+    return denominator

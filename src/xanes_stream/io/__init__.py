@@ -7,6 +7,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
+        "exports": ["export_maps", "export_spectrum"],
         "maps_file": ["read_maps", "write_maps"],
         "models": ["load_model", "save_model"],
         "plotting": ["parity_plot", "plot_maps"],

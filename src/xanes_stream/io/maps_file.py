@@ -1,7 +1,8 @@
 """Maps to and from HDF5, in the layout Tiled serves them.
 
 One dataset per map at the top level: ``fractions`` (k, ny, nx) with the attribute
-``reference_names``, ``thickness``, ... (ny, nx) (a volume's have a z axis after k),
+``reference_names``, ``fraction_errors`` (k, ny, nx, when made; the same attribute),
+``thickness``, ... (ny, nx) (a volume's have a z axis after k),
 ``shifts``, ``energies`` and the mean spectrum
 vectors; the file attribute ``metadata`` is JSON. Products of the analyses beyond the fit are
 under ``products/<name>/``: images and spectra as datasets, tables as compound datasets (one
@@ -33,6 +34,9 @@ def write_maps(maps: Maps, path: str | Path, metadata: dict | None = None) -> Pa
             fractions.attrs["reference_names"] = list(maps.reference_names)
             for name in (*IMAGE_MAPS, *_VECTORS):
                 f.create_dataset(name, data=storable(getattr(maps, name)))
+            if maps.fraction_errors is not None:
+                errors = f.create_dataset("fraction_errors", data=maps.fraction_errors)
+                errors.attrs["reference_names"] = list(maps.reference_names)
             f.attrs["metadata"] = json.dumps(
                 jsonable({**maps.metadata, **(metadata or {})}, finite=True)
             )
@@ -52,6 +56,8 @@ def read_maps(path: str | Path) -> Maps:
             names = [str(n) for n in f["fractions"].attrs["reference_names"]]
             fractions = f["fractions"][()]
             fields = {name: f[name][()] for name in (*IMAGE_MAPS, *_VECTORS)}
+            if "fraction_errors" in f:
+                fields["fraction_errors"] = f["fraction_errors"][()]
             metadata = json.loads(f.attrs["metadata"])
             products = read_products(f["products"]) if "products" in f else {}
     except (OSError, KeyError, ValueError) as exc:

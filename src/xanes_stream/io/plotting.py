@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from xanes_stream.errors import ModelError
+from xanes_stream.errors import AnalysisError, ModelError
 from xanes_stream.pipeline.results import Maps
 
 
@@ -60,14 +60,23 @@ def plot_maps(maps: Maps, path: str | Path, title: str = "") -> Path:
     for j, name in enumerate(names):
         _image(axes[i], fig, maps.fractions[j] * masked, f"fraction {name}", vmin=0, vmax=1)
         i += 1
-    axes[i].imshow(rgb_composite(maps), interpolation="nearest")
-    axes[i].set_title("RGB: " + " / ".join(names[:3]), fontsize=9)
-    axes[i].set_xticks([])
-    axes[i].set_yticks([])
+    look = maps.products.get("first_look")  # no references: no fractions, no fit
+    if look is not None and not names:
+        height = look.images.get("white_line_height", maps.thickness * np.nan)
+        _image(axes[i], fig, height * masked, "white-line height (normalized)", cmap="viridis")
+    else:
+        axes[i].imshow(rgb_composite(maps), interpolation="nearest")
+        axes[i].set_title("RGB: " + " / ".join(names[:3]), fontsize=9)
+        axes[i].set_xticks([])
+        axes[i].set_yticks([])
     i += 1
     _image(axes[i], fig, maps.thickness, "thickness (edge step)", cmap="gray")
     i += 1
-    _image(axes[i], fig, maps.r_factor, "R-factor", cmap="magma", log=True)
+    if look is not None and not names:
+        pre = look.images.get("pre_edge", maps.thickness * np.nan)
+        _image(axes[i], fig, pre, "pre-edge level at E0", cmap="gray")
+    else:
+        _image(axes[i], fig, maps.r_factor, "R-factor", cmap="magma", log=True)
     i += 1
     _image(axes[i], fig, maps.edge_energy * masked, "edge energy E0 (eV)", cmap="plasma")
     i += 1
@@ -92,6 +101,10 @@ def plot_maps(maps: Maps, path: str | Path, title: str = "") -> Path:
     ax.plot(maps.fit_energies, maps.mean_spectrum, "k.", ms=3, label="mean in mask")
     if np.isfinite(maps.mean_fit).any():
         ax.plot(maps.fit_energies, maps.mean_fit, "r-", lw=1, label="fit")
+    if look is not None and "cluster_spectra" in look.spectra:  # in the clusters' colours
+        for c, spectrum in enumerate(look.spectra["cluster_spectra"], 1):
+            colour = plt.cm.tab10(c / max(n_clusters, 1))
+            ax.plot(look.energies, spectrum, "-", lw=1, color=colour, label=f"cluster{c}")
     ax.set_xlabel("energy (eV)", fontsize=8)
     few = maps.metadata.get("method") == "two_energy"
     ax.set_title("mean optical density" if few else "mean normalized spectrum", fontsize=9)
@@ -148,6 +161,81 @@ def parity_plot(
         r2 = r2_score(y_true[:, i], y_pred[:, i])
         axes.set(xlabel=f"true {names[i]}", ylabel="predicted", aspect="equal")
         axes.set_title(f"{names[i]}: MAE {mae:.3g}, R² {r2:.3f}", fontsize=9)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+#: How :func:`plot_map_panels` draws each map: colour map, fixed range, log scale, masked.
+_PANEL_STYLE = {
+    "thickness": dict(title="thickness (edge step)", cmap="gray"),
+    "error": dict(title="fit error", cmap="magma", log=True),
+    "r_factor": dict(title="R-factor", cmap="magma", log=True),
+    "chi2_red": dict(title="reduced chi-square", cmap="magma", log=True),
+    "edge_energy": dict(title="edge energy E0 (eV)", cmap="plasma", masked=True),
+    "peak_energy": dict(title="white-line peak (eV)", cmap="plasma", masked=True),
+    "mask": dict(title="mask", cmap="gray", vmin=0, vmax=1),
+    "clusters": dict(title="clusters", cmap="tab10", vmin=0),
+}
+
+
+def panel_grid(n: int, cols: int = 4) -> tuple[int, int]:
+    """(rows, cols) of :func:`plot_map_panels`' grid for ``n`` panels."""
+    cols = max(1, min(cols, n))
+    return int(np.ceil(n / cols)), cols
+
+
+def plot_map_panels(
+    maps: Maps, path: str | Path, names: Sequence[str] | None = None, title: str = ""
+) -> Path:
+    """Save a figure of chosen maps, a panel per map with its colour bar and title; the file
+    type (PNG, SVG, PDF) follows the suffix of ``path``.
+
+    Parameters
+    ----------
+    maps : Maps
+        2-D maps (a volume's: take :meth:`~xanes_stream.pipeline.results.Maps.middle_slice`).
+    path : str or Path
+        The figure file.
+    names : sequence of str, optional
+        ``fraction_<reference>`` and map names (``thickness``, ``r_factor``, ...), in panel
+        order; None: every fraction, then every other map.
+    title : str
+        The figure's title.
+
+    Returns
+    -------
+    Path
+        ``path``. In an SVG each panel is the group ``map-<name>``.
+    """
+    fractions = {f"fraction_{n}": i for i, n in enumerate(maps.reference_names)}
+    names = list(names) if names is not None else [*fractions, *_PANEL_STYLE]
+    unknown = [n for n in names if n not in fractions and n not in _PANEL_STYLE]
+    if unknown or not names:
+        raise AnalysisError(f"no maps {unknown} to draw; have {[*fractions, *_PANEL_STYLE]}")
+    rows, cols = panel_grid(len(names))
+    figure = Figure(figsize=(4 * cols, 3.4 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, cols)).ravel()
+    masked = np.where(maps.mask, 1.0, np.nan)
+    for ax, name in zip(axes, names, strict=False):
+        ax.set_gid(f"map-{name}")
+        if name in fractions:
+            values = maps.fractions[fractions[name]] * masked
+            _image(ax, figure, values, f"fraction {name[9:]}", vmin=0, vmax=1)
+            continue
+        style = dict(_PANEL_STYLE[name])
+        values = np.asarray(getattr(maps, name), dtype=float)
+        if style.pop("masked", False):
+            values = values * masked
+        if name == "clusters":
+            style["vmax"] = max(int(np.nanmax(values, initial=0)), 1)
+            if maps.metadata.get("method") == "two_energy":
+                style["title"] = "phases: 1 A-rich, 2 mixed, 3 B-rich"
+        _image(ax, figure, values, style.pop("title"), **style)
+    for ax in axes[len(names) :]:
+        ax.axis("off")
+    if title:
+        figure.suptitle(title)
     path = Path(path)
     figure.savefig(path, dpi=100)
     return path

@@ -135,10 +135,94 @@ def load_library(folder: str | Path) -> list[Reference]:
     )
     if not paths:
         raise ReferenceError(f"reference library {folder} holds no spectra ({SPECTRUM_SUFFIXES})")
-    library = [read_reference(p, _name(p)) for p in paths]
+    library = [read_reference(p, name_from_file(p)) for p in paths]
     return sorted(library, key=lambda r: r.name)
 
 
-def _name(path: Path) -> str:
-    stem = path.stem
-    return stem[4:] if stem.lower().startswith("ref_") else stem
+#: Header keys (``# Key: value``, case-insensitive) that name the sample, most trusted first:
+#: XDI's ``Sample.name`` and ``Sample.formula``, then plain ``name`` / ``sample`` lines.
+HEADER_NAME_KEYS = ("Sample.name", "Sample.formula", "name", "sample", "sample name", "sample_name")
+_HEADER_FIELD = re.compile(r"#\s*([A-Za-z][\w. ]*?)\s*:\s*(.*\S)\s*$")
+_ATHENA_SAVING = re.compile(r"#\s*Saving\s+(.+?)\s+as\s+\S", re.IGNORECASE)
+#: Words around a spectrum's name in file names (``ref_NiO``, ``NiO_norm``), stripped.
+_NAME_AFFIXES = ("reference", "ref", "normalized", "norm", "nor", "std")
+_AFFIX = "|".join(_NAME_AFFIXES)
+_PREFIX = re.compile(rf"^(?:{_AFFIX})[_-](?=.)", re.IGNORECASE)
+_SUFFIX = re.compile(rf"(?<=.)[_-](?:{_AFFIX})$", re.IGNORECASE)
+
+
+def name_from_file(path: str | Path) -> str:
+    """A reference's name from its file name: the stem without ``ref_``, ``norm_``, ``nor_``,
+    ``std_``, ``reference_``, ``normalized_`` before it or ``_ref``, ``_norm``, ... after it
+    (``-`` as well as ``_``; any case), the rest's case kept.
+
+    Parameters
+    ----------
+    path : str or Path
+        The spectrum's file.
+
+    Returns
+    -------
+    str
+        e.g. ``NiO`` for ``ref_NiO.txt`` or ``norm_NiO_ref.dat``; a stem that is nothing but
+        such words is kept whole.
+    """
+    name = _one_word(Path(path).stem)
+    while True:
+        stripped = _SUFFIX.sub("", _PREFIX.sub("", name, count=1), count=1)
+        if stripped == name:
+            return name
+        name = stripped
+
+
+def name_candidates(path: str | Path) -> list[tuple[str, str]]:
+    """Names a reference file gives itself, best first, each with where it came from.
+
+    The header's sample name comes first (the :data:`HEADER_NAME_KEYS` in their order, then
+    Athena's ``# Saving NAME as normalized mu(E)``), then :func:`name_from_file`. Spaces in a
+    header's value become ``_`` (``Ni metal foil`` -> ``Ni_metal_foil``). The names are not yet
+    checked as library names: the caller takes the first that passes its check.
+
+    Parameters
+    ----------
+    path : str or Path
+        The spectrum's file (XDI, Athena or column text).
+
+    Returns
+    -------
+    list of (str, str)
+        ``(name, origin)``, e.g. ``("Cu", "header Sample.name")``, the file name's last.
+
+    Raises
+    ------
+    ReferenceError
+        The file cannot be read.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise ReferenceError(f"cannot read {path}: {exc.strerror}") from None
+    _, comments = _parse_columns(text)
+    fields: dict[str, tuple[str, str]] = {}
+    athena = None
+    for line in comments:
+        match = _HEADER_FIELD.match(line)
+        if match:
+            fields.setdefault(match.group(1).lower(), (match.group(1), match.group(2)))
+        saving = _ATHENA_SAVING.match(line)
+        if saving and athena is None:
+            athena = saving.group(1)
+    candidates = []
+    for key in HEADER_NAME_KEYS:
+        if key.lower() in fields:
+            written, value = fields[key.lower()]
+            candidates.append((_one_word(value), f"header {written}"))
+    if athena is not None:
+        candidates.append((_one_word(athena), "Athena header 'Saving ... as'"))
+    candidates.append((name_from_file(path), "file name"))
+    return [(name, origin) for name, origin in candidates if name]
+
+
+def _one_word(text: str) -> str:
+    return "_".join(text.strip().strip("\"'").split())

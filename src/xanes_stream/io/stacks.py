@@ -1,4 +1,12 @@
-"""Energy stacks from files: HDF5 in the FXI/PyXAS layout, or a multi-page TIFF plus energies.
+"""Energy stacks from files: HDF5 in the FXI/PyXAS layout, a multi-page TIFF plus energies, or
+the soft X-ray microscopes' stacks (SDF ``.hdr``/``.xim``, NeXus NXstxm, aXis2000 ``.ncb``: see
+:mod:`~xanes_stream.io.stxm_sdf`, :mod:`~xanes_stream.io.stxm_nexus`,
+:mod:`~xanes_stream.io.stxm_ncb`).
+
+Every stack says the unit of its energies (``Stack.energy_units``) where its file does: the
+FXI/PyXAS layout writes ``X_eng`` in keV (that is the layout, whatever the numbers), the STXM
+formats write eV; energies given from outside (``energies=``, a TIFF's) have the unit given with
+them, or ``"auto"`` (:func:`~xanes_stream.spectra.energies.to_ev` decides where it can).
 
 FXI/PyXAS HDF5: ``X_eng`` (energies, keV) and ``img_xanes`` (n_energy, ny, nx), or
 (n_energy, nz, ny, nx) for 3D XANES (reconstructed volumes; see :func:`image_ndim`). When
@@ -10,7 +18,6 @@ stacks are averaged over their frames unless there is one flat per energy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -18,20 +25,13 @@ import h5py
 import numpy as np
 
 from xanes_stream.errors import StackFileError
+from xanes_stream.io.stack import Stack
+from xanes_stream.spectra.energies import Units
 
 FlatField = Literal["auto", "apply", "skip"]
 
-
-@dataclass
-class Stack:
-    """An energy stack read from a file, with what was done to it."""
-
-    frames: np.ndarray
-    energies: np.ndarray
-    dark: np.ndarray | None = None
-    flat: np.ndarray | None = None
-    source: str = ""
-    notes: list[str] = field(default_factory=list)
+#: Suffixes of HDF5 stack files (FXI/PyXAS layout, or NXstxm when the file says so).
+H5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 
 
 def read_stack(
@@ -41,18 +41,65 @@ def read_stack(
     flat_field: FlatField = "auto",
     image_key: str = "img_xanes",
     energy_key: str = "X_eng",
+    energy_units: Units | None = None,
+    i0: str | None = "auto",
 ) -> Stack:
-    """Read a stack from an HDF5 (``.h5``/``.hdf5``/``.nxs``) or TIFF (``.tif``/``.tiff``) file."""
+    """Read a stack from an HDF5 (``.h5``/``.hdf5``/``.nxs``: FXI/PyXAS or NXstxm), TIFF
+    (``.tif``/``.tiff``), SDF (``.hdr``) or aXis2000 (``.ncb``) file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The stack file.
+    energies : numpy.ndarray, optional
+        Energies to use instead of the file's (a TIFF needs them).
+    flat_field, image_key, energy_key
+        For FXI/PyXAS HDF5 files (see the module's text).
+    energy_units : {"eV", "keV", "auto"}, optional
+        The unit of the energies, overriding what the file states (a note says so); without
+        it the file's unit, or ``"auto"`` for ``energies`` given without one.
+    i0 : str, optional
+        The I0 of a raw-count STXM stack (:func:`~xanes_stream.io.stxm_i0.stack_i0`).
+
+    Returns
+    -------
+    Stack
+    """
     path = Path(path)
     if not path.is_file():
         raise StackFileError(f"stack file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
         stack = _read_tiff(path, energies)
-    elif suffix in (".h5", ".hdf5", ".hdf", ".nxs"):
-        stack = _read_h5(path, energies, flat_field, image_key, energy_key)
+    elif suffix == ".hdr":
+        from xanes_stream.io.stxm_sdf import read_sdf
+
+        _no_energies_given(path, energies)
+        stack = read_sdf(path, i0=i0)
+    elif suffix == ".ncb":
+        from xanes_stream.io.stxm_ncb import read_ncb
+
+        _no_energies_given(path, energies)
+        stack = read_ncb(path, i0=i0)
+    elif suffix in H5_SUFFIXES:
+        from xanes_stream.io.stxm_nexus import is_nxstxm, read_nxstxm
+
+        if is_nxstxm(path):
+            _no_energies_given(path, energies)
+            stack = read_nxstxm(path, i0=i0)
+        else:
+            stack = _read_h5(path, energies, flat_field, image_key, energy_key)
     else:
-        raise StackFileError(f"{path}: unknown stack format {suffix!r}; use .h5 or .tif")
+        raise StackFileError(
+            f"{path}: unknown stack format {suffix!r}; use .h5/.nxs (FXI or NXstxm), .tif, "
+            ".hdr (SDF) or .ncb (aXis2000)"
+        )
+    if energy_units is not None and energy_units != stack.energy_units:
+        if stack.energy_units != "auto":
+            stack.notes.append(
+                f"energies taken as {energy_units} as asked (the file states {stack.energy_units})"
+            )
+        stack.energy_units = energy_units
     if stack.frames.ndim != 3:
         raise StackFileError(
             f"{path}: images must be (n_energy, ny, nx), got shape {stack.frames.shape}"
@@ -64,11 +111,16 @@ def read_stack(
     return stack
 
 
+def _no_energies_given(path: Path, energies) -> None:
+    if energies is not None:
+        raise StackFileError(f"{path}: a STXM stack states its own energies; do not give them")
+
+
 def image_ndim(path: str | Path, image_key: str = "img_xanes") -> int | None:
     """Dimensions of the images of an HDF5 stack file (4 for volumes), without reading them;
     None for other files or a file without ``image_key``."""
     path = Path(path)
-    if path.suffix.lower() not in (".h5", ".hdf5", ".hdf", ".nxs") or not path.is_file():
+    if path.suffix.lower() not in H5_SUFFIXES or not path.is_file():
         return None
     try:
         with h5py.File(path, "r") as f:
@@ -86,11 +138,13 @@ def _read_tiff(path: Path, energies: np.ndarray | None) -> Stack:
         frames = tifffile.imread(path)
     except Exception as exc:  # tifffile raises many types for a bad file
         raise StackFileError(f"{path}: not a readable TIFF: {exc}") from None
-    return Stack(frames, np.asarray(energies, dtype=float).ravel(), source=str(path))
+    energies = np.asarray(energies, dtype=float).ravel()
+    return Stack(frames, energies, source=str(path), energy_units="auto")
 
 
 def _read_h5(path: Path, energies, flat_field: FlatField, image_key, energy_key) -> Stack:
     notes = []
+    units: Units = "auto"  # energies given from outside carry no unit
     try:
         with h5py.File(path, "r") as f:
             if image_key not in f:
@@ -100,6 +154,8 @@ def _read_h5(path: Path, energies, flat_field: FlatField, image_key, energy_key)
                 if energy_key not in f:
                     raise StackFileError(f"{path}: no energies {energy_key!r}; give --energies")
                 energies = f[energy_key][()]
+                # the FXI/PyXAS layout writes X_eng in keV (whatever the numbers)
+                units = "keV" if energy_key == "X_eng" else "auto"
             bkg = f["img_bkg"][()] if "img_bkg" in f else None
             dark = f["img_dark"][()] if "img_dark" in f else None
     except OSError as exc:
@@ -115,10 +171,12 @@ def _read_h5(path: Path, energies, flat_field: FlatField, image_key, energy_key)
             else "img_bkg present but img_xanes is already flat-corrected; used as is"
         )
     if not apply:
-        return Stack(frames, energies, source=str(path), notes=notes)
+        return Stack(frames, energies, source=str(path), notes=notes, energy_units=units)
     flat = _average_unless_per_energy(bkg, frames.shape[0])
     dark = None if dark is None else _average_unless_per_energy(dark, frames.shape[0])
-    return Stack(frames, energies, dark=dark, flat=flat, source=str(path), notes=notes)
+    return Stack(
+        frames, energies, dark=dark, flat=flat, source=str(path), notes=notes, energy_units=units
+    )
 
 
 def _average_unless_per_energy(images: np.ndarray, n_energy: int) -> np.ndarray:

@@ -9,13 +9,14 @@ environment; empty variables count as unset.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from xanes_stream.documents.limits import Limits
 from xanes_stream.store.client import API_KEY_ENV
+from xanes_stream.store.roots import root_keys
 
 __all__ = ["ServiceConfig"]
 
@@ -28,10 +29,44 @@ class ServiceConfig(BaseSettings):
     )
     tiled_uri: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = Field(None, validation_alias=API_KEY_ENV)
+    source: Literal["zmq", "tiled"] = Field(
+        "zmq",
+        description="where documents come from: a 0MQ proxy (zmq_address), or the runs "
+        "TiledWriter writes into Tiled (source_uri; the server needs a streaming_cache) "
+        "(XANES_SOURCE)",
+    )
+    source_uri: str | None = Field(
+        None,
+        description="the Tiled container of the raw runs, e.g. "
+        "http://host:8000/api/v1/metadata/fxi/raw: followed with source tiled, and read by the "
+        "sweep and the backfill either way (one per beamline where several share a Tiled); "
+        "None: the root of tiled_uri (XANES_SOURCE_URI)",
+    )
+    source_api_key: SecretStr | None = Field(
+        None,
+        description="the raw runs' Tiled's API key (XANES_SOURCE_API_KEY); None: the results' "
+        "key if source_uri is on the same server, else anonymous",
+    )
+    backfill: bool = Field(
+        True,
+        description="read a run whose documents came incomplete back from Tiled (the raw "
+        "runs' client); False fails it at once with the reason, as replay --file does "
+        "(XANES_BACKFILL)",
+    )
+    dask: str | None = Field(
+        None,
+        description="a Dask scheduler's address (tcp://host:8786): each scan is analysed on "
+        "the cluster, several at once; None: in this process (XANES_DASK)",
+    )
     zmq_address: str = "127.0.0.1:5578"
     zmq_prefix: str = ""
     profile: str = "sim"
-    results_root: str = "xanes"
+    results_root: str = Field(
+        "xanes",
+        description="the Tiled container for the maps: a key, or a path such as fxi/xanes for "
+        "one beamline among several in one Tiled (containers made as needed) "
+        "(XANES_RESULTS_ROOT)",
+    )
     results_dir: str | None = Field(
         None,
         description="folder Tiled can read: maps are written there as one HDF5 file per scan "
@@ -64,6 +99,13 @@ class ServiceConfig(BaseSettings):
         "other host gets 400: DNS rebinding); empty: web_host, localhost, 127.0.0.1, ::1, and "
         "this machine's name when web_host is 0.0.0.0 or :: (XANES_WEB_ALLOWED_HOSTS, JSON)",
     )
+
+    @field_validator("results_root")
+    @classmethod
+    def _safe_root(cls, value: str) -> str:
+        """Each segment of the results root a safe Tiled key (:func:`root_keys`)."""
+        root_keys(value)  # UnsafeIdentifier is a ValueError: pydantic says it as the reason
+        return value
 
     @model_validator(mode="before")
     @classmethod

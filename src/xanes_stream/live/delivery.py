@@ -14,6 +14,7 @@ from collections.abc import Callable
 from xanes_stream.documents.router import ScanJob
 from xanes_stream.live.records import ScanTable
 from xanes_stream.pipeline.results import Maps
+from xanes_stream.store.refusals import refusal
 from xanes_stream.store.sink import ResultConflict, ResultSink
 from xanes_stream.store.spool import Spool, SpoolFlusher, is_outage
 
@@ -62,7 +63,10 @@ class Delivery:
                 return write(tiled)
             except Exception as exc:
                 if not is_outage(exc):
-                    raise
+                    if getattr(exc, "response", None) is None:
+                        raise
+                    where = getattr(getattr(tiled, "client", None), "uri", "?")
+                    raise refusal(exc, where) from exc  # the server said no: its words
                 self.table.last_error = f"Tiled unreachable writing {job.uid[:8]}: {exc}"
         path = write(self.spool)
         log.warning(

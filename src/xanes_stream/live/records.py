@@ -44,6 +44,8 @@ class ScanRecord:
     summary: dict = field(default_factory=dict)
     stopped_at: float | None = None
     timings: dict = field(default_factory=dict)  # s: stack, from_stop_to_analysis, analysis, write
+    last_frame_at: float | None = None  # epoch s of the last frame received live
+    started_at: object = None  # the start document's time: which run of this uid it is
 
     def as_dict(self) -> dict:
         """The record as JSON-ready values."""
@@ -85,6 +87,7 @@ class ScanTable:
                     "receiving",
                     series=(job.start.get("xanes") or {}).get("series"),
                     received_at=job.received_at,
+                    started_at=job.start.get("time"),
                 )
             return record
 
@@ -103,6 +106,7 @@ class ScanTable:
     def progress(self, job: ScanJob, frames: int, expected: int | None) -> None:
         """Frames received so far; published at the first, every fifth and the last."""
         record = self.record(job)
+        record.last_frame_at = time.time()
         if frames == 0 or frames == expected or frames % 5 == 0:
             self.update(record, frames=frames, expected=expected)
         else:

@@ -38,8 +38,11 @@ class Recovery:
         tiled: TiledConnection,
         spool: Spool,
         submit: Callable[[ScanJob], None],
+        raw_runs: Callable[[], object] | None = None,
     ) -> None:
         self.config, self.profile, self.roots = config, profile, roots
+        # the raw runs' container (a separate, maybe read-only archive); None: the results' Tiled
+        self.raw_runs = raw_runs or (lambda: tiled.store().client)
         self.table, self.tiled, self.spool, self.submit = table, tiled, spool, submit
 
     def keep_sweeping(self, stopping: threading.Event) -> None:
@@ -70,19 +73,24 @@ class Recovery:
                 self.profile,
                 since,
                 retry_failed=retry_failed,
+                runs=self.raw_runs(),
             )
         except Exception as exc:
             self.table.last_error = f"sweep for scans lacking maps: {exc}"
             log.warning("%s", self.table.last_error)
             return []
         queued, spooled = [], set(self.spool.uids())  # one look at the spool, not one per uid
+        now = time.time()
         for uid in uids:
             record = self.table.get(uid)
-            if record is not None and record.status not in ("failed", "waiting"):
+            if record is not None and not self._lost(record, now):
                 continue
             if uid in spooled:
                 continue
-            log.info("scan %s has no maps in Tiled: analysing it from the archive", uid[:8])
+            why = "no maps in Tiled"
+            if record is not None and record.status == "receiving":
+                why = "its run ended in Tiled, but its last documents never arrived live"
+            log.info("scan %s: %s; analysing it from the archive", uid[:8], why)
             self.table.counts["recovered"] += 1
             job = ScanJob(
                 uid=uid,
@@ -90,12 +98,21 @@ class Recovery:
                 stop=None,
                 profile=self.profile,
                 references=[],
-                incomplete="no maps in Tiled",
+                incomplete=why,
                 received_at=time.time(),
             )
             self.submit(job)
             queued.append(uid)
         return queued
+
+    def _lost(self, record: ScanRecord, now: float) -> bool:
+        """Whether a scan Tiled has whole, but without maps, should be taken from the archive:
+        it failed or waits, or it is still receiving although no frame came for a whole sweep
+        interval (0MQ lost its stop, or its last documents)."""
+        if record.status in ("failed", "waiting"):
+            return True
+        last = record.last_frame_at or record.received_at or now
+        return record.status == "receiving" and now - last > self.config.sweep_interval
 
     def backfill(self, job: ScanJob, record: ScanRecord) -> ScanJob | None:
         """The whole scan of ``job`` read back from Tiled (None: not an energy scan, or not
@@ -104,7 +121,7 @@ class Recovery:
         log.info("%s: %s; reading it back from Tiled", label, job.incomplete)
         try:
             full = read_scan(
-                self.tiled.store().client,
+                self.raw_runs(),
                 job.uid,
                 self.profile,
                 self.roots,

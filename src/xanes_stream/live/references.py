@@ -40,6 +40,17 @@ class ReferenceCache:
         """The references by name, as the analysis uses them."""
         return [self.get(name) for name in names]
 
+    def available(self, names: list[str]) -> tuple[list[Reference], list[str]]:
+        """The references of ``names`` that can be found, and the names of those that cannot
+        (neither in the Tiled library nor bundled)."""
+        found, missing = [], []
+        for name in names:
+            try:
+                found.append(self.get(name))
+            except XanesStreamError:
+                missing.append(name)
+        return found, missing
+
     def _load(self, name: str) -> Reference:
         try:
             return self._store().reference(name)

@@ -10,6 +10,7 @@ from xanes_stream.live.connection import TiledConnection
 from xanes_stream.live.records import ScanRecord, ScanTable
 from xanes_stream.live.references import ReferenceCache
 from xanes_stream.live.stacks import KeptStacks
+from xanes_stream.pipeline.regions import Region, RegionSpectrum
 from xanes_stream.pipeline.results import Maps
 from xanes_stream.spectra.pixel import SpectrumFit
 from xanes_stream.spectra.references import Reference
@@ -58,6 +59,14 @@ class ScanView:
     def pixel_spectrum(self, uid: str, y: int, x: int) -> SpectrumFit:
         """One pixel's normalized spectrum and its fit, from a kept scan."""
         return self._stacks.pixel_spectrum(uid, y, x, self._references)
+
+    def region_spectrum(self, uid: str, region: Region) -> RegionSpectrum:
+        """A region's mean spectrum and its fit, from a kept scan."""
+        return self._stacks.region_spectrum(uid, region, self._references)
+
+    def labels(self, uid: str) -> dict:
+        """The label maps (clusters, mask, particles) kept with a scan."""
+        return self._stacks.labels(uid)
 
     def read_maps(self, uid: str) -> Maps:
         """A scan's maps, read back from Tiled."""

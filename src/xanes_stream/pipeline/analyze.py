@@ -9,9 +9,11 @@ block pass in :mod:`~xanes_stream.pipeline.plan`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -20,6 +22,9 @@ from threadpoolctl import threadpool_limits
 from xanes_stream import __version__
 from xanes_stream.errors import AnalysisError
 from xanes_stream.imaging.shift import bilinear_noise
+from xanes_stream.pipeline.calibration import calibrate_references
+from xanes_stream.pipeline.denoising import denoise_block, despike_frames, plan_denoising
+from xanes_stream.pipeline.error_plan import error_plan
 from xanes_stream.pipeline.few_energy import few_energy_maps
 from xanes_stream.pipeline.frames import (
     average_groups,
@@ -30,10 +35,12 @@ from xanes_stream.pipeline.frames import (
     select_frames,
     source_of,
 )
+from xanes_stream.pipeline.od_fit import background_plan, fit_optical_density
 from xanes_stream.pipeline.plan import Plan, block_mu, make_plan
 from xanes_stream.pipeline.results import Maps
+from xanes_stream.pipeline.self_absorption import corrected_block, scan_alpha
 from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
-from xanes_stream.spectra.energies import in_kev, to_ev
+from xanes_stream.spectra.energies import Units, in_kev, to_ev
 from xanes_stream.spectra.features import edge_energy, peak_energy
 from xanes_stream.spectra.fit import solve
 from xanes_stream.spectra.masks import kmeans_clusters, quality_mask
@@ -81,6 +88,69 @@ def as_references(references: ReferencesLike) -> list[Reference]:
     return out
 
 
+@dataclass(frozen=True)
+class RowTask:
+    """Everything a block of image rows needs besides its frames, so that blocks can be
+    analysed anywhere (a thread here, a Dask worker): call it as ``task(block, rows)``.
+
+    ``block`` is ``(n_source, n_rows, nx)``, the source frames (raw, or corrected and
+    aligned) of the image rows ``rows``; the result is each per-pixel map of those rows, as
+    :func:`analyze` writes them (``features`` for the clusters, ``valid`` too).
+    """
+
+    plan: Plan
+    corrections: tuple
+    settings: AnalysisSettings
+    weights: np.ndarray | None
+    alpha: float | None = None  # the self-absorption correction's (None: not corrected)
+
+    def __call__(self, block: np.ndarray, rows: slice) -> dict[str, np.ndarray]:
+        n_rows, nx = block.shape[1], block.shape[2]
+        dark, flat, i0 = self.corrections
+        corrections = (_rows_of(dark, rows), _rows_of(flat, rows), i0)
+        out = _empty_maps(self.plan, n_rows, nx)
+        _analyze_block(
+            block,
+            slice(0, n_rows),
+            self.plan,
+            corrections,
+            self.settings,
+            out,
+            self.weights,
+            self.alpha,
+        )
+        return out
+
+
+#: Runs a :class:`RowTask` over blocks of rows elsewhere (e.g. a Dask cluster): called as
+#: ``blocks(task, frames, row_blocks)``, it yields ``(rows, result)`` as each block finishes.
+BlockRunner = Callable[[RowTask, object, list[slice]], Iterable[tuple[slice, dict]]]
+
+
+def _rows_of(extra, rows: slice):
+    """A dark or flat (2-D, or one per frame) cut to the image rows ``rows``."""
+    if extra is None:
+        return None
+    extra = np.asarray(extra)
+    return extra[rows] if extra.ndim == 2 else extra[:, rows]
+
+
+def _empty_maps(plan: Plan, ny: int, nx: int) -> dict[str, np.ndarray]:
+    """The arrays the block pass fills (every pixel is written by exactly one block)."""
+    errors = (
+        {}
+        if plan.uncertainty is None
+        else {"fraction_errors": np.empty((plan.k, ny, nx), np.float32)}
+    )
+    return {
+        "fractions": np.empty((plan.basis.shape[1], ny, nx), dtype=np.float32),
+        **errors,
+        **{name: np.empty((ny, nx), dtype=np.float32) for name in _BLOCK_MAPS},
+        "valid": np.empty((ny, nx), dtype=bool),
+        "features": np.empty((plan.pca_pre.shape[0], ny * nx), dtype=np.float32),
+    }
+
+
 def analyze(
     frames: np.ndarray,
     energies: np.ndarray,
@@ -93,13 +163,20 @@ def analyze(
     settings: AnalysisSettings | dict | None = None,
     shifts: np.ndarray | None = None,
     progress: Progress | None = None,
+    noise: np.ndarray | None = None,
+    blocks: BlockRunner | None = None,
+    energy_offset: float | None = None,
+    energy_units: Units = "auto",
 ) -> Maps:
     """Chemical maps of an energy stack.
 
     Parameters
     ----------
     frames : (n_energy, ny, nx) array of images, any real dtype.
-    energies : (n_energy,) in eV or keV (detected).
+    energies : (n_energy,) in ``energy_units``.
+    energy_units : {"auto", "eV", "keV"}
+        The unit of ``energies``; ``"auto"`` lets the values tell it where they can
+        (:func:`~xanes_stream.spectra.energies.in_kev`: an error for 20-200).
     references : Reference objects, or a mapping name -> Reference or (energy, mu).
     dark, flat : (ny, nx) or (n_energy, ny, nx); applied as (I - dark) / (flat - dark).
     i0 : (n_energy,) incident intensity, divided out in transmission and fluorescence (see
@@ -108,6 +185,20 @@ def analyze(
     settings : :class:`AnalysisSettings` or a dict of them.
     shifts : (n_energy, 2) already applied to the frames (e.g. registered live); reported as is.
     progress : called as ``progress(stage, done, total)`` as frames register and blocks finish.
+    noise : (n_energy,) the measured standard error (sigma) of each frame's absorption, as
+        the frames are given (e.g. the live accumulator's, from several exposures per
+        energy). When every usable frame's is finite and positive, ``chi2_red`` is
+        ``sum_E ((mu_E - model_E) / sigma_E)^2 / dof`` over the fit energies, ``dof`` the
+        value noise alone gives that sum (the pre-edge line's noise included: 1 for the true
+        sigma); otherwise (or None) it uses the scatter about each pixel's pre-edge line. It changes
+        nothing else of the fit; the two-energy method (fewer than 5 energies) keeps its own
+        noise estimate.
+    blocks : runs the block pass elsewhere (see :data:`BlockRunner`, e.g. on a Dask cluster);
+        None: two threads of this process. The maps are the same either way.
+    energy_offset : eV added to the scan's energies before anything else (a foil's known
+        minus measured E0, :func:`~xanes_stream.spectra.calibration.foil_energy_offset`);
+        recorded as ``metadata["energy_shifts"]["foil"]``. ``settings.fit.energy_shift``
+        then fits the references' own shifts (:mod:`~xanes_stream.pipeline.calibration`).
 
     Non-finite or non-positive values are masked: filled from neighbouring energies, and pixels
     with more than ``settings.max_bad_fraction`` of them become NaN in every map.
@@ -119,10 +210,21 @@ def analyze(
     if not refs:
         raise AnalysisError("at least one reference spectrum is needed")
     notes: list[str] = []
-    if in_kev(energies):
+    frames, denoised = despike_frames(frames, settings, notes)
+    if energy_units == "keV" or (energy_units == "auto" and in_kev(energies)):
         notes.append("energies given in keV; converted to eV")
-    energies = to_ev(energies)
+    energies = to_ev(energies, energy_units)
+    energy_shifts = {} if energy_offset is None else {"foil": float(energy_offset)}
+    if energy_offset is not None:
+        energies = energies + float(energy_offset)
+        notes.append(f"energies moved by {float(energy_offset):+.2f} eV (foil calibration)")
     n_raw, ny, nx = frames.shape
+    if noise is not None:
+        noise = np.asarray(noise, dtype=np.float64).reshape(-1)
+        if noise.size != n_raw:
+            raise AnalysisError(
+                f"noise has {noise.size} values for {n_raw} frames: give one per frame"
+            )
     timings: dict[str, float] = {}
     corrections = (dark, flat, i0)
 
@@ -151,7 +253,11 @@ def analyze(
             f"{unique.size} usable energies: chemical maps need at least two (E1 and E2)"
         )
     if unique.size < 5:  # too few to edge-normalize: the two-energy method
+        if settings.fit.energy_shift != "none":
+            notes.append("fit.energy_shift needs 5 or more energies: not applied")
         t0 = time.perf_counter()
+        if settings.denoise.components is not None:
+            notes.append("no PCA denoising: fewer than 5 energies have too few components")
         od = corrected_stack(frames, order, corrections, mode)
         noise = estimate_od_noise(od)
         if register and order.size > 1:
@@ -165,9 +271,18 @@ def analyze(
         maps = few_energy_maps(od, unique, refs, settings, od_noise=noise, registered=registered)
         maps.shifts = out_shifts
         maps.metadata.update(mode=mode, dropped_energies=[float(energies[i]) for i in dropped])
+        if settings.self_absorption.enabled:
+            notes.append(
+                "self-absorption not corrected: the two-energy method of a few-energy scan has "
+                "no edge normalization to correct"
+            )
         maps.metadata["notes"] = notes + maps.metadata["notes"]
         maps.metadata["shape"] = [n_raw, ny, nx]
+        if energy_shifts:
+            maps.metadata["energy_shifts"] = energy_shifts
         maps.metadata["timings"] = {"total": time.perf_counter() - t0}
+        if denoised:
+            maps.metadata["denoise"] = denoised
         return maps
 
     aligned = None
@@ -180,33 +295,46 @@ def analyze(
 
     t0 = time.perf_counter()
     source = source_of(frames, selected, corrections, mode, aligned)
+    refs, fitted_shifts = calibrate_references(settings, refs, selected, source, notes, out_shifts)
+    energy_shifts.update(fitted_shifts)
     plan = make_plan(settings, refs, selected, source)
+    if settings.fit.model == "optical_density":
+        plan = dataclasses.replace(plan, background=background_plan(plan, settings))
     sample_mu = source.sample_mu
+    plan, pca = plan_denoising(plan, settings, sample_mu, notes)
+    denoised.update(pca)
+    variance = _measured_variance(noise, selected, out_shifts if register else None, notes)
+    weights = _chi2_weights(variance, plan, notes)
+    if settings.fit.errors:
+        plan = dataclasses.replace(plan, uncertainty=error_plan(plan, settings, variance))
+    alpha, absorption, note = scan_alpha(settings.self_absorption, mode, unique)
+    if note:
+        notes.append(note)
     timings["planning"] = time.perf_counter() - t0
 
     # The main pass, block by block.
     t0 = time.perf_counter()
-    k = plan.basis.shape[1]
-    q = plan.pca_pre.shape[0]
-    # every pixel is written by exactly one block: no need to pre-fill
-    out = {
-        "fractions": np.empty((k, ny, nx), dtype=np.float32),
-        **{name: np.empty((ny, nx), dtype=np.float32) for name in _BLOCK_MAPS},
-        "valid": np.empty((ny, nx), dtype=bool),
-        "features": np.empty((q, ny * nx), dtype=np.float32),  # component-major
-    }
+    out = _empty_maps(plan, ny, nx)
     rows_per_block = max(1, settings.block_pixels // nx)
-    blocks = [slice(r, min(r + rows_per_block, ny)) for r in range(0, ny, rows_per_block)]
-    done = 0
+    row_blocks = [slice(r, min(r + rows_per_block, ny)) for r in range(0, ny, rows_per_block)]
+    if blocks is None:
 
-    def run(rows: slice) -> None:
-        _analyze_block(source.frames, rows, plan, source.corrections, settings, out)
+        def run(rows: slice) -> slice:
+            _analyze_block(
+                source.frames, rows, plan, source.corrections, settings, out, weights, alpha
+            )
+            return rows
 
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_WORKERS) as pool:
-        for _ in pool.map(run, blocks):
-            done += 1
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_WORKERS) as pool:
+            for done, _ in enumerate(pool.map(run, row_blocks), 1):
+                if progress is not None:
+                    progress("fit", done, len(row_blocks))
+    else:
+        task = RowTask(plan, source.corrections, settings, weights, alpha)
+        for done, (rows, result) in enumerate(blocks(task, source.frames, row_blocks), 1):
+            _store_rows(out, rows, result, nx)
             if progress is not None:
-                progress("fit", done, len(blocks))
+                progress("fit", done, len(row_blocks))
     timings["fit_and_maps"] = time.perf_counter() - t0
 
     # Whole-image steps: mask, clusters, mean spectrum.
@@ -227,7 +355,7 @@ def analyze(
         seed=settings.mask.seed,
     ).reshape(ny, nx)
     mean_spectrum, mean_fit = _mean_spectrum(
-        plan, sample_mu, mask[selected.sample_y, selected.sample_x], settings
+        plan, sample_mu, mask[selected.sample_y, selected.sample_x], settings, alpha
     )
     timings["mask_and_clusters"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
@@ -250,6 +378,12 @@ def analyze(
         "notes": notes,
         "shape": [n_raw, ny, nx],
     }
+    if energy_shifts:
+        metadata["energy_shifts"] = energy_shifts
+    if absorption is not None:
+        metadata["self_absorption"] = absorption
+    if denoised:
+        metadata["denoise"] = denoised
     return Maps(
         reference_names=[r.name for r in refs],
         fractions=out["fractions"],
@@ -267,49 +401,153 @@ def analyze(
         mean_fit=mean_fit,
         fit_energies=plan.operator.fit_energy,
         metadata=metadata,
+        fraction_errors=out.get("fraction_errors"),
     )
 
 
-def _analyze_block(source, rows: slice, plan: Plan, corrections, settings, out) -> None:
-    """Every per-pixel map of the rows ``rows``, written into ``out``."""
+def _store_rows(out: dict, rows: slice, result: dict, nx: int) -> None:
+    """A block's maps (from :class:`RowTask`) written into the whole image's."""
+    for name, values in result.items():
+        if name == "features":
+            out[name][:, rows.start * nx : rows.stop * nx] = values
+        elif name in ("fractions", "fraction_errors"):
+            out[name][:, rows] = values
+        else:
+            out[name][rows] = values
+
+
+def _measured_variance(noise, selected, shifts, notes: list[str]) -> np.ndarray | None:
+    """The measured noise variance of mu at each unique energy; None where it is not known
+    at every energy (or not given).
+
+    Frames averaged at one energy average their noise; frames the analysis registered
+    (``shifts``, (n_raw, 2)) have the noise bilinear interpolation leaves them.
+    """
+    if noise is None:
+        return None
+    sigma = noise[selected.order]
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        if np.any(np.isfinite(sigma)):
+            notes.append(
+                "chi2_red from the pre-edge scatter: the measured noise is not known at "
+                "every energy"
+            )
+        return None
+    if shifts is not None:
+        sigma = sigma * bilinear_noise(shifts[selected.order])[0]
+    counts = selected.counts
+    return np.add.reduceat(sigma**2, selected.starts) / counts**2
+
+
+def _chi2_weights(variance, plan: Plan, notes: list[str]) -> np.ndarray | None:
+    """``1 / (sigma^2 dof)`` on the fit energies from the measured ``variance`` (per unique
+    energy); None where the chi-square is to use the pre-edge scatter. ``dof`` is
+    :func:`_effective_dof` (or the optical-density model's): what the chi-square of noise
+    alone adds up to.
+    """
+    if variance is None:
+        return None
+    fit = plan.operator.fit_index
+    weights = 1.0 / variance[fit]
+    notes.append("chi2_red uses the measured per-energy noise")
+    if plan.background is not None:
+        dof = plan.background.dof(weights, variance, fit)
+    else:
+        dof = _effective_dof(plan, weights, variance)
+    return (weights / dof).astype(np.float32)
+
+
+def _effective_dof(plan: Plan, weights: np.ndarray, variance: np.ndarray) -> float:
+    """The expected weighted residual sum of squares of noise alone: the chi-square's
+    degrees of freedom.
+
+    The model a pixel's mu is compared with is linear in mu (for the unconstrained fit):
+    the pre-edge line ``P mu`` (its window's functional, not a fit to the fit energies),
+    plus the references' least squares to what is above it,
+    ``H = A P + R G^-1 R' (S - A P)`` (``S`` the fit energies, ``A`` the pre-edge line's
+    design on them, ``R`` the references, ``G = R'R``). The residual is ``(S - H) mu``, so
+    noise of variance ``variance`` (per energy) gives ``sum_f w_f sum_e (S - H)_fe^2
+    variance_e``. The pre-edge line's own noise enters every fit energy's residual, so this
+    exceeds ``n_fit - k``; with it the chi-square of the true noise is 1.
+    """
+    fit = plan.operator.fit_index
+    n = plan.energies.size
+    model = plan.model.astype(np.float64)
+    line, refs = model[:, :2], model[:, 2:]
+    pre = plan.functionals[:2].astype(np.float64)  # (2, n): the pre-edge line's functional
+    select = np.eye(n)[fit]
+    above = select - line @ pre
+    residual = above - refs @ (np.linalg.pinv(plan.gram) @ (refs.T @ above))
+    dof = float(weights @ (residual**2 @ variance))
+    return dof if np.isfinite(dof) and dof > 0 else float(max(refs.shape[0] - refs.shape[1], 1))
+
+
+def _analyze_block(
+    source, rows: slice, plan: Plan, corrections, settings, out, weights=None, alpha=None
+) -> None:
+    """Every per-pixel map of the rows ``rows``, written into ``out``; ``weights`` (n_fit,)
+    ``1 / (sigma^2 dof)`` make the chi-square of the measured noise (None: the pre-edge's);
+    ``alpha`` (not None) corrects each spectrum for self-absorption first."""
     mu = block_mu(source, rows, plan, corrections)
+    bad = np.zeros(mu.shape[1], dtype=np.int64)
+    if plan.denoise is not None:
+        mu, bad = denoise_block(mu, plan.denoise)
     with np.errstate(invalid="ignore", over="ignore"):
         linear = plan.functionals @ mu
-    bad = np.zeros(mu.shape[1], dtype=np.int64)
     # The sentinel row sums every energy a map reads: finite means nothing needs filling.
     if not np.isfinite(linear[-1]).all():
         mu = np.array(mu)  # never fill bad values in the caller's array
         bad = fill_bad(mu)
         linear = plan.functionals @ mu
+    if alpha is not None:  # normalize, correct, and normalize again (as fluo_corr)
+        mu = corrected_block(mu, plan.operator, alpha)
+        with np.errstate(invalid="ignore", over="ignore"):
+            linear = plan.functionals @ mu
+        if not np.isfinite(linear[-1]).all():  # values beyond what a thick sample can give
+            bad = bad + fill_bad(mu)
+            linear = plan.functionals @ mu
     k = plan.k
     fit = plan.operator.fit_index
     n_fit = plan.model.shape[0]
     pre, step = linear[:2], linear[2]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         inverse_step = 1.0 / step
-        h = (linear[3 : 3 + k] - plan.basis_pre @ pre) * inverse_step
-        coefficients = solve(
-            plan.gram,
-            h,
-            settings.fit.method,
-            sum_to_one=settings.fit.sum_to_one == "constrain",
-            admm_iterations=settings.fit.admm_iterations,
-            admm_rho=settings.fit.admm_rho,
-        ).astype(np.float32, copy=False)
-        rss = _residual_sum_of_squares(mu[fit], plan.model, np.vstack([pre, coefficients * step]))
-        rss *= inverse_step**2
-        gram_c = plan.gram.astype(np.float32) @ coefficients
-        total = rss + np.einsum("kp,kp->p", coefficients, 2 * h - gram_c)  # ||normalized||^2
+        thickness = step
+        if plan.background is None:
+            h = (linear[3 : 3 + k] - plan.basis_pre @ pre) * inverse_step
+            coefficients = solve(
+                plan.gram,
+                h,
+                settings.fit.method,
+                sum_to_one=settings.fit.sum_to_one == "constrain",
+                admm_iterations=settings.fit.admm_iterations,
+                admm_rho=settings.fit.admm_rho,
+            ).astype(np.float32, copy=False)
+            z = np.vstack([pre, coefficients * step])
+            rss, chi2 = _residual_sum_of_squares(mu[fit], plan.model, z, weights)
+            rss *= inverse_step**2
+            gram_c = plan.gram.astype(np.float32) @ coefficients
+            total = rss + np.einsum("kp,kp->p", coefficients, 2 * h - gram_c)  # ||normalized||^2
+            free, noise_step = n_fit - k, step
+        else:  # the optical-density model: mu = R t + background, see pipeline.od_fit
+            coefficients, rss, total, chi2, z = fit_optical_density(
+                mu, plan.background, fit, settings, weights, _residual_sum_of_squares
+            )
+            thickness = coefficients.sum(axis=0)
+            free, noise_step = n_fit - k - plan.background.m, np.ones_like(step)
         valid = (bad <= settings.max_bad_fraction * mu.shape[0]) & np.isfinite(step) & (step != 0)
         valid &= np.all(np.isfinite(coefficients), axis=0)
+        if plan.uncertainty is not None:
+            errors = plan.uncertainty.errors(mu[fit], z, coefficients, step)
         if settings.fit.sum_to_one == "normalize":
             coefficients = coefficients / coefficients.sum(axis=0)  # NaN where nothing fits
-        noise = _pre_edge_noise(mu, pre, step, plan)
+        if chi2 is None:  # weights carry the measured noise and the dof
+            chi2 = rss / (max(free, 1) * _pre_edge_noise(mu, pre, noise_step, plan))
         maps = {
-            "thickness": step,
+            "thickness": thickness,
             "error": np.sqrt(rss / n_fit),
             "r_factor": rss / total,
-            "chi2_red": rss / (max(n_fit - k, 1) * noise),
+            "chi2_red": chi2,
             "edge_energy": _edge_energy(mu, pre, inverse_step, plan, settings),
             "peak_energy": _peak_energy(mu, pre, plan),
         }
@@ -320,19 +558,27 @@ def _analyze_block(source, rows: slice, plan: Plan, corrections, settings, out) 
     for name, values in maps.items():
         out[name][rows] = np.where(valid, values, np.nan).reshape(shape)
     out["fractions"][:, rows] = np.where(valid, coefficients, np.nan).reshape((k, *shape))
+    if plan.uncertainty is not None:
+        out["fraction_errors"][:, rows] = np.where(valid, errors, np.nan).reshape((k, *shape))
     out["valid"][rows] = valid.reshape(shape)
     start = rows.start * shape[1]
     out["features"][:, start : start + mu.shape[1]] = np.where(valid, features, np.nan)
 
 
-def _residual_sum_of_squares(mu: np.ndarray, model: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """sum((mu - model @ z)^2) per pixel, in chunks of energies that stay in cache."""
+def _residual_sum_of_squares(
+    mu: np.ndarray, model: np.ndarray, z: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """sum((mu - model @ z)^2) per pixel, in chunks of energies that stay in cache, and with
+    ``weights`` (per energy) the weighted sum sum(w (mu - model @ z)^2) (else None)."""
     rss = np.zeros(mu.shape[1], dtype=np.float32)
+    weighted = None if weights is None else np.zeros(mu.shape[1], dtype=np.float32)
     for start in range(0, mu.shape[0], 32):
         part = model[start : start + 32] @ z
         np.subtract(mu[start : start + 32], part, out=part)
         rss += np.einsum("ep,ep->p", part, part)
-    return rss
+        if weighted is not None:
+            weighted += weights[start : start + 32] @ (part * part)
+    return rss, weighted
 
 
 def _window_normalized(mu, pre, inverse_step, plan: Plan, window) -> tuple[np.ndarray, slice]:
@@ -391,10 +637,16 @@ def _pre_edge_noise(mu: np.ndarray, pre: np.ndarray, step: np.ndarray, plan: Pla
     return np.einsum("ep,ep->p", residual, residual) / ((rows.size - 2) * step * step)
 
 
-def _mean_spectrum(plan: Plan, sample_mu, sample_mask, settings) -> tuple[np.ndarray, np.ndarray]:
-    """Mean normalized spectrum of the masked sample pixels and its fit."""
+def _mean_spectrum(
+    plan: Plan, sample_mu, sample_mask, settings, alpha=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean normalized spectrum of the masked sample pixels and its fit (the mean corrected
+    for self-absorption where ``alpha`` is given)."""
     columns = sample_mu[:, sample_mask] if sample_mask.any() else sample_mu
-    spectra, _ = plan.operator.apply(np.nanmean(columns, axis=1, keepdims=True).astype(np.float32))
+    mean = np.nanmean(columns, axis=1, keepdims=True).astype(np.float32)
+    if alpha is not None:
+        mean = corrected_block(mean, plan.operator, alpha)
+    spectra, _ = plan.operator.apply(mean)
     h = plan.basis.T @ spectra.astype(np.float64)
     c = solve(plan.gram, h, settings.fit.method, sum_to_one=settings.fit.sum_to_one == "constrain")
     return spectra[:, 0].astype(np.float32), (plan.basis @ c)[:, 0].astype(np.float32)

@@ -23,8 +23,9 @@ from xanes_stream.pipeline.frames import (
 )
 from xanes_stream.pipeline.plan import block_mu, make_plan
 from xanes_stream.pipeline.results import NormalizedStack
+from xanes_stream.pipeline.self_absorption import corrected_block, scan_alpha
 from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
-from xanes_stream.spectra.energies import to_ev
+from xanes_stream.spectra.energies import Units, to_ev
 from xanes_stream.spectra.masks import otsu_threshold
 from xanes_stream.spectra.normalize import larch_rows
 from xanes_stream.spectra.references import Reference
@@ -43,6 +44,7 @@ def normalize_stack(
     settings: AnalysisSettings | dict | None = None,
     shifts: np.ndarray | None = None,
     apply_shifts: np.ndarray | None = None,
+    energy_units: Units = "auto",
 ) -> NormalizedStack:
     """Edge-normalized spectra ``(mu - pre_edge_line) / edge_step`` of every pixel, every energy.
 
@@ -52,7 +54,8 @@ def normalize_stack(
     moves the corrected frames by these translations instead of registering them again.
     Otherwise frames are registered when ``settings.registration`` asks for it.
 
-    The result's ``edge_step`` equals analyze's ``thickness`` map; ``mask`` is the pixels whose
+    The result's ``edge_step`` equals analyze's ``thickness`` map, its ``pre_edge`` is each
+    pixel's pre-edge line at E0; ``mask`` is the pixels whose
     edge step is above Otsu's threshold (or ``settings.mask.thickness_threshold``). Pixels with
     more than ``settings.max_bad_fraction`` non-finite values or no edge step are NaN.
 
@@ -62,6 +65,8 @@ def normalize_stack(
         As for :func:`~xanes_stream.pipeline.analyze.analyze`.
     apply_shifts : numpy.ndarray, optional
         (n_frames, 2) translations to apply instead of registering.
+    energy_units : {"auto", "eV", "keV"}
+        The unit of ``energies`` (:func:`~xanes_stream.spectra.energies.to_ev`).
 
     Returns
     -------
@@ -69,7 +74,7 @@ def normalize_stack(
     """
     settings = load_settings(settings)
     frames, energies = check_inputs(frames, energies, dark, flat, i0, mode)
-    energies = to_ev(energies)
+    energies = to_ev(energies, energy_units)
     n_raw, ny, nx = frames.shape
     corrections = (dark, flat, i0)
     # the same frames, sample and order as analyze takes
@@ -106,14 +111,19 @@ def normalize_stack(
     touched[larch_rows(unique, operator.windows.pre)] = True
     touched[larch_rows(unique, operator.windows.post)] = True
 
+    alpha = scan_alpha(settings.self_absorption, mode, unique)[0]
     spectra = np.empty((unique.size, ny, nx), dtype=np.float32)
     step_map = np.empty((ny, nx), dtype=np.float32)
+    pre_map = np.empty((ny, nx), dtype=np.float32)  # the pre-edge line at E0 (x = 0)
     flat_spectra = spectra.reshape(unique.size, -1)
     rows_per_block = max(1, settings.block_pixels // nx)
     for start in range(0, ny, rows_per_block):
         rows = slice(start, min(start + rows_per_block, ny))
         mu = np.array(block_mu(source.frames, rows, plan, source.corrections), dtype=np.float32)
         bad = fill_bad(mu)
+        if alpha is not None:  # as analyze: corrected for self-absorption, normalized again
+            mu = corrected_block(mu, operator, alpha)
+            bad += fill_bad(mu)
         linear = coefficients @ mu
         step = linear[2]
         valid = (bad <= settings.max_bad_fraction * mu.shape[0]) & np.isfinite(step) & (step != 0)
@@ -123,6 +133,7 @@ def normalize_stack(
         pixels = slice(rows.start * nx, rows.stop * nx)
         flat_spectra[:, pixels] = np.where(valid, normalized, np.nan)
         step_map[rows] = np.where(valid, step, np.nan).reshape(-1, nx)
+        pre_map[rows] = np.where(valid, linear[0], np.nan).reshape(-1, nx)
 
     threshold = settings.mask.thickness_threshold
     if threshold is None:
@@ -135,4 +146,5 @@ def normalize_stack(
         e0=float(operator.windows.e0),
         edge_step=step_map,
         mask=mask,
+        pre_edge=pre_map,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xanes_stream.pipeline.frames import Frames, Source, average_groups, correct_block
+from xanes_stream.spectra.denoise import Projection
 from xanes_stream.spectra.features import derivative_operator
 from xanes_stream.spectra.normalize import EdgeOperator, edge_windows, find_e0, larch_rows
 from xanes_stream.spectra.references import Reference, reference_matrix
@@ -39,11 +40,46 @@ class Plan:
     edge_window: tuple[float, float]
     peak_window: tuple[float, float]
     derivative: tuple | None  # features.derivative_operator on the fit energies
+    denoise: Projection | None = None  # PCA projection applied to each block's mu
+    background: object | None = None  # od_fit.BackgroundPlan: the optical-density model
+    uncertainty: object | None = None  # error_plan.ErrorPlan: fraction_errors
 
     @property
     def k(self) -> int:
         """The number of references."""
         return self.basis.shape[1]
+
+
+def scan_operator(settings, energies: np.ndarray, sample_mu: np.ndarray):
+    """E0 (the settings', else the sample's mean spectrum's), the normalization windows and
+    the edge operator of a scan: what every step that normalizes its spectra shares.
+
+    Parameters
+    ----------
+    settings : AnalysisSettings
+        Its ``normalization`` and ``fit.energy_range`` are read.
+    energies : numpy.ndarray
+        (n_energy,) the distinct energies, eV.
+    sample_mu : numpy.ndarray
+        (n_energy, n_sample) the sample pixels' mu.
+
+    Returns
+    -------
+    (float, Windows, EdgeOperator)
+    """
+    norm = settings.normalization
+    e0 = norm.e0
+    if e0 is None:
+        e0 = find_e0(energies, np.nanmean(sample_mu, axis=1))
+    windows = edge_windows(
+        energies,
+        e0,
+        pre=norm.pre_edge,
+        post=norm.post_edge,
+        post_order=norm.post_edge_order,
+        fit=settings.fit.energy_range,
+    )
+    return e0, windows, EdgeOperator.build(energies, windows)
 
 
 def make_plan(settings, refs: Sequence[Reference], selected: Frames, source: Source) -> Plan:
@@ -66,18 +102,7 @@ def make_plan(settings, refs: Sequence[Reference], selected: Frames, source: Sou
     Plan
     """
     energies, sample_mu = selected.unique, source.sample_mu
-    norm = settings.normalization
-    mean_mu = np.nanmean(sample_mu, axis=1)
-    e0 = norm.e0 if norm.e0 is not None else find_e0(energies, mean_mu)
-    windows = edge_windows(
-        energies,
-        e0,
-        pre=norm.pre_edge,
-        post=norm.post_edge,
-        post_order=norm.post_edge_order,
-        fit=settings.fit.energy_range,
-    )
-    operator = EdgeOperator.build(energies, windows)
+    e0, windows, operator = scan_operator(settings, energies, sample_mu)
     basis = reference_matrix(list(refs), energies, windows.fit)[operator.fit_index]
     # Principal components of normalized spectra of sample pixels, for clustering.
     y, step = operator.apply(sample_mu)

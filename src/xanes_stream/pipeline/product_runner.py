@@ -22,7 +22,7 @@ from xanes_stream.spectra.references import Reference
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_products"]
+__all__ = ["run_products", "run_volume_products"]
 
 
 def run_products(
@@ -56,7 +56,7 @@ def run_products(
         Reader of model files for analyses that load them (``ml`` with a ``model_path``):
         :func:`xanes_stream.io.models.load_model`.
     **analyze_inputs
-        ``dark``, ``flat``, ``i0``, ``mode``, ``shifts`` as given to ``analyze``.
+        ``dark``, ``flat``, ``i0``, ``mode``, ``shifts``, ``energy_units`` as given to ``analyze``.
 
     Returns
     -------
@@ -78,6 +78,41 @@ def run_products(
             normalize_error = f"normalization failed: {exc}"
             log.warning("products: %s", normalize_error)
     products = dict(maps.products)  # e.g. the two-energy maps of a few-energy scan
+    products.update(_run(wanted, normalized, normalize_error, maps, settings, library, load_model))
+    return products
+
+
+def run_volume_products(maps: Maps, settings, library: Sequence[Reference]) -> dict[str, Product]:
+    """Run the analyses ``settings.products`` enables that run on a volume's maps (registered
+    with ``volumes=True``; they read the maps only), as :func:`run_products` runs them.
+
+    Parameters
+    ----------
+    maps : Maps
+        A volume's maps (``edge_energy`` (nz, ny, nx)).
+    settings : AnalysisSettings or dict or path or None
+        The analysis settings.
+    library : sequence of Reference
+        Reference library.
+
+    Returns
+    -------
+    dict of str to Product
+        By settings key: the maps' own products and those made here.
+    """
+    settings = load_settings(settings)
+    enabled = set(settings.products.enabled())
+    wanted = [
+        a for a in analyses() if a.volumes and a.name in enabled and a.name not in maps.products
+    ]
+    products = dict(maps.products)
+    products.update(_run(wanted, None, None, maps, settings, library, None))
+    return products
+
+
+def _run(wanted, normalized, normalize_error, maps, settings, library, load_model) -> dict:
+    """Each analysis of ``wanted`` on the maps; a failure becomes a product with ``error``."""
+    products = {}
     for analysis in wanted:
         name = analysis.name
         section = getattr(settings.products, name)

@@ -18,6 +18,7 @@ class NormalizedStack:
     e0: float
     edge_step: np.ndarray  # (ny, nx)
     mask: np.ndarray | None = None  # (ny, nx) bool: sample pixels, when known
+    pre_edge: np.ndarray | None = None  # (ny, nx) the pre-edge line at E0 (mu), when known
 
 
 @dataclass
@@ -79,6 +80,9 @@ class Maps:
     fit_energies: np.ndarray
     metadata: dict = field(default_factory=dict)
     products: dict[str, Product] = field(default_factory=dict)
+    #: (k, ny, nx) 1-sigma standard error of each fraction (``fit.errors``); None when not
+    #: made (the two-energy method, or ``fit.errors: false``)
+    fraction_errors: np.ndarray | None = None
 
     def fraction(self, name: str) -> np.ndarray:
         """The fraction map of one reference, by name."""
@@ -100,6 +104,7 @@ class Maps:
         return Maps(
             reference_names=self.reference_names,
             fractions=self.fractions[:, z],
+            fraction_errors=None if self.fraction_errors is None else self.fraction_errors[:, z],
             metadata={**self.metadata, "slice": note},
             **images,
             **fields,

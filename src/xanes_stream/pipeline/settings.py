@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from xanes_stream.errors import SettingsError
 from xanes_stream.pipeline.products.registry import analyses as _registered
 from xanes_stream.pipeline.section import FROM_DOCUMENTS, Window, _Section
+from xanes_stream.pipeline.self_absorption import SelfAbsorptionSettings
 
 __all__ = [
     "AnalysisSettings",
@@ -63,6 +71,48 @@ class FitSettings(_Section):
     energy_range: Window | None = Field(None, description="absolute eV; None: whole scan")
     admm_iterations: int = Field(200, ge=1, le=100_000)
     admm_rho: float | None = Field(None, gt=0)
+    energy_shift: Literal["none", "data", "references"] = Field(
+        "none",
+        description="energy calibration against the references before the fit, on the mean "
+        "of the thick pixels: data: one offset of the scan; references: one per reference "
+        "(spectra.calibration: shift s uses reference energy E_ref + s)",
+    )
+    max_energy_shift: float = Field(
+        5.0, gt=0, le=100, description="bound (eV) of the energy_shift search; reaching it fails"
+    )
+    model: Literal["normalized", "optical_density"] = Field(
+        "normalized",
+        description="normalized: fit the edge-normalized spectra; optical_density: fit each "
+        "pixel's mu to thickness-scaled references plus a smooth background (no post-edge "
+        "needed)",
+    )
+    background: tuple[Literal["constant", "linear", "e-3", "e-4"], ...] = Field(
+        ("constant", "e-3"),
+        description="terms of the optical_density model's background (of E/E0): constant, "
+        "linear, e-3 (Victoreen-like falloff), e-4",
+    )
+    errors: bool = Field(
+        False,
+        description="fraction_errors: 1-sigma standard error of each fraction per pixel "
+        "(off by default: it adds about a quarter to a third to analyze's CPU time)",
+    )
+
+    @field_validator("background")
+    @classmethod
+    def _distinct_terms(cls, value):
+        if len(set(value)) != len(value):
+            raise ValueError(f"background terms repeat: {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _model_fits_constraint(self):
+        if self.model == "optical_density" and self.sum_to_one == "constrain":
+            raise ValueError(
+                "the optical_density model fits each reference's edge-step scale, so their sum "
+                "is the thickness and cannot be constrained to one: use sum_to_one "
+                "'normalize' (fractions t / sum t) or 'none'"
+            )
+        return self
 
 
 class FeatureSettings(_Section):
@@ -81,6 +131,30 @@ class MaskSettings(_Section):
     n_clusters: int = Field(3, ge=0, le=50)
     cluster_components: int = Field(6, ge=1, le=50)
     seed: int = 0
+
+
+class DenoiseSettings(_Section):
+    """Denoising before the fit, each off by default: PCA projection of every pixel's
+    spectrum, and hot-pixel (spike) removal in each frame."""
+
+    components: int | Literal["auto"] | None = Field(
+        None,
+        description="keep the mean + this many principal components of the spectra (from the "
+        "analysis' pixel sample); auto: those above the noise (Gavish-Donoho); None: off",
+    )
+    spikes: bool = Field(
+        False, description="replace pixels far from their 3x3 median by it, in every frame"
+    )
+    spike_threshold: float = Field(
+        8.0, gt=0, description="a spike differs from its 3x3 median by this many robust sigmas"
+    )
+
+    @field_validator("components")
+    @classmethod
+    def _positive(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("keep at least one component (or None: no denoising)")
+        return value
 
 
 class _Products(_Section):
@@ -137,6 +211,8 @@ class AnalysisSettings(_Section):
     fit: FitSettings = FitSettings()
     features: FeatureSettings = FeatureSettings()
     mask: MaskSettings = MaskSettings()
+    self_absorption: SelfAbsorptionSettings = SelfAbsorptionSettings()
+    denoise: DenoiseSettings = DenoiseSettings()
     products: ProductSettings = ProductSettings()
     block_pixels: int = Field(32_768, ge=256, description="pixels processed per block")
     max_bad_fraction: float = Field(
@@ -336,3 +412,16 @@ def merge_document_settings(base: AnalysisSettings, update: object) -> AnalysisS
             "and the types a model may hold are set in the beamline profile"
         )
     return merge_settings(base, update)
+
+
+def settings_digest(settings: AnalysisSettings) -> str:
+    """The sha256 (hex) of the canonical JSON of ``settings``: equal digests, equal analyses.
+
+    Canonical: every field (defaults included), keys sorted, no spaces; a replay stores it in
+    each result's metadata (``settings_digest``) to know a run is already done with them.
+    """
+    import hashlib
+    import json
+
+    text = json.dumps(settings.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -18,6 +18,7 @@ from xanes_stream import __version__
 from xanes_stream.errors import AnalysisError
 from xanes_stream.imaging.correct import correct
 from xanes_stream.pipeline.analyze import ReferencesLike, analyze, as_references
+from xanes_stream.pipeline.product_runner import run_volume_products
 from xanes_stream.pipeline.results import Maps
 from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
 from xanes_stream.spectra.energies import to_ev
@@ -81,6 +82,172 @@ def _progress_callback(progress, total: int):
     return (lambda done, _total: None), (lambda: None)
 
 
+def prepare_volume(
+    volumes,
+    energies: np.ndarray,
+    references: ReferencesLike,
+    *,
+    mode: str = "absorbance",
+    settings: AnalysisSettings | dict | None = None,
+) -> tuple[np.ndarray, list, AnalysisSettings]:
+    """The global pass before the slabs: checked shape, energies in eV, the references and the
+    settings with the volume's one E0 (from a sample of voxels when not given).
+
+    Returns ``(energies, references, settings)``: what :func:`analyze_slab` takes for every
+    slab, so that slabs analysed anywhere (in this process or on Dask workers) agree.
+    """
+    if getattr(volumes, "ndim", None) != 4:
+        raise AnalysisError(
+            f"volumes must be (n_energy, nz, ny, nx), got shape {getattr(volumes, 'shape', None)}"
+        )
+    energies = np.asarray(energies, dtype=np.float64).ravel()
+    n = volumes.shape[0]
+    if energies.size != n:
+        raise AnalysisError(f"{energies.size} energies for {n} volumes: they must match")
+    energies = to_ev(energies)
+    settings = _volume_settings(settings)
+    if settings.normalization.e0 is None:
+        e0 = _volume_e0(volumes, energies, mode, settings.mask.seed)
+        normalization = settings.normalization.model_copy(update={"e0": e0})
+        settings = settings.model_copy(update={"normalization": normalization})
+    return energies, as_references(references), settings
+
+
+def analyze_slab(
+    slab: np.ndarray,
+    energies: np.ndarray,
+    references: list,
+    *,
+    mode: str,
+    settings: AnalysisSettings,
+    on_slice: Callable[[], None] | None = None,
+) -> dict:
+    """The per-voxel maps of a slab of z-slices (arrays in, arrays out; no global step).
+
+    Parameters
+    ----------
+    slab : (n_energy, dz, ny, nx) array.
+    energies, references, settings : as :func:`prepare_volume` returns them (one E0).
+    mode : as for :func:`analyze_volume`.
+    on_slice : called after each slice.
+
+    Returns
+    -------
+    dict
+        ``fractions`` (k, dz, ny, nx) (and ``fraction_errors`` with ``fit.errors``), each of
+        :data:`VOLUME_MAPS` (dz, ny, nx) float32,
+        ``spectra`` (dz, 2, n_fit) each slice's mean spectrum and its fit, ``energies`` and
+        ``fit_energies`` of the fit, ``notes`` (list of str).
+    """
+    dz = slab.shape[1]
+    out: dict = {"notes": set()}
+    for j in range(dz):
+        maps = analyze(np.asarray(slab[:, j]), energies, references, mode=mode, settings=settings)
+        if j == 0:
+            out["fractions"] = np.empty((len(references), dz, *maps.mask.shape), np.float32)
+            for name in VOLUME_MAPS:
+                out[name] = np.empty((dz, *maps.mask.shape), np.float32)
+            out["spectra"] = np.empty((dz, 2, maps.fit_energies.size))
+        out["fractions"][:, j] = maps.fractions
+        if maps.fraction_errors is not None:  # fit.errors
+            if j == 0:
+                out["fraction_errors"] = np.empty_like(out["fractions"])
+            out["fraction_errors"][:, j] = maps.fraction_errors
+        for name in VOLUME_MAPS:
+            out[name][j] = getattr(maps, name)
+        out["spectra"][j] = maps.mean_spectrum, maps.mean_fit
+        out["notes"].update(maps.metadata["notes"])
+        out["energies"], out["fit_energies"] = maps.energies, maps.fit_energies
+        if on_slice is not None:
+            on_slice()
+    out["notes"] = sorted(out["notes"])
+    return out
+
+
+def assemble_volume(
+    slabs,
+    shape: tuple[int, int, int, int],
+    references: list,
+    *,
+    mode: str,
+    settings: AnalysisSettings,
+    started: float,
+    chunk_slices: int,
+) -> Maps:
+    """The volume's Maps from its slabs' :func:`analyze_slab` results, ``slabs`` an iterable
+    of ``(z0, result)`` in any order: the whole-volume steps (the quality mask, the mean
+    spectrum weighted by the mask) are done here, once."""
+    n, nz, ny, nx = shape
+    k = len(references)
+    out = {name: np.full((nz, ny, nx), np.nan, dtype=np.float32) for name in VOLUME_MAPS}
+    fractions = np.full((k, nz, ny, nx), np.nan, dtype=np.float32)
+    errors = np.full_like(fractions, np.nan) if settings.fit.errors else None
+    notes: set[str] = set()
+    spectra = None
+    fitted_energies = fit_energies = None
+    for z0, slab in slabs:
+        z1 = z0 + slab["fractions"].shape[1]
+        fractions[:, z0:z1] = slab["fractions"]
+        if errors is not None and "fraction_errors" in slab:
+            errors[:, z0:z1] = slab["fraction_errors"]
+        for name in VOLUME_MAPS:
+            out[name][z0:z1] = slab[name]
+        if spectra is None or spectra.shape[2] != slab["spectra"].shape[2]:
+            spectra = np.full((nz, 2, slab["spectra"].shape[2]), np.nan)
+        spectra[z0:z1] = slab["spectra"]
+        notes.update(slab["notes"])
+        fitted_energies, fit_energies = slab["energies"], slab["fit_energies"]
+        del slab  # not held while the next slab is analysed
+    if spectra is None:
+        raise AnalysisError("no slices were analysed")
+
+    mask, t_thr, r_thr = quality_mask(
+        out["thickness"],
+        out["r_factor"],
+        thickness_threshold=settings.mask.thickness_threshold,
+        r_factor_threshold=settings.mask.r_factor_threshold,
+    )
+    metadata = {
+        "software": "xanes-stream",
+        "version": __version__,
+        "mode": mode,
+        "references": [r.name for r in references],
+        "settings": settings.model_dump(mode="json"),
+        "method": "fit",
+        "normalization": {"e0": settings.normalization.e0},
+        "thresholds": {"thickness": t_thr, "r_factor": r_thr},
+        "notes": sorted(notes),
+        "chunk_slices": chunk_slices,
+        "shape": [n, nz, ny, nx],
+        "timings": {"total": time.perf_counter() - started},
+    }
+    # the volume's mean spectrum: the slices', weighted by their pixels in the volume's mask
+    weights = mask.reshape(nz, -1).sum(axis=1).astype(np.float64)
+    usable = np.isfinite(spectra).all(axis=(1, 2)) & (weights > 0)
+    if usable.any():
+        total = weights[usable].sum()
+        mean_spectrum, mean_fit = np.einsum("z,zij->ij", weights[usable], spectra[usable]) / total
+    else:
+        mean_spectrum = mean_fit = np.full(spectra.shape[2], np.nan)
+    maps = Maps(
+        reference_names=[r.name for r in references],
+        fractions=fractions,
+        mask=mask,
+        clusters=np.zeros((nz, ny, nx), dtype=np.int8),  # slices' clusters would not match
+        shifts=np.zeros((n, 2)),
+        energies=fitted_energies,
+        mean_spectrum=mean_spectrum,
+        mean_fit=mean_fit,
+        fit_energies=fit_energies,
+        metadata=metadata,
+        fraction_errors=errors,
+        **out,
+    )
+    if settings.products.enabled():  # those that run on volumes (the topography)
+        maps.products = run_volume_products(maps, settings, references)
+    return maps
+
+
 def analyze_volume(
     volumes,
     energies: np.ndarray,
@@ -109,92 +276,43 @@ def analyze_volume(
     Returns :class:`~xanes_stream.pipeline.results.Maps` with a z axis: ``fractions`` (k, nz,
     ny, nx), the
     other maps (nz, ny, nx); ``clusters`` are 0 (clusters of separate slices would not match),
-    ``shifts`` 0, ``mean_spectrum`` and ``mean_fit`` the slices' weighted by their masks.
+    ``shifts`` 0, ``mean_spectrum`` and ``mean_fit`` the slices' weighted by their masks;
+    ``products`` those of the enabled analyses that run on volumes (the topography).
     """
     started = time.perf_counter()
-    if getattr(volumes, "ndim", None) != 4:
-        raise AnalysisError(
-            f"volumes must be (n_energy, nz, ny, nx), got shape {getattr(volumes, 'shape', None)}"
-        )
     if chunk_slices < 1:
         raise AnalysisError(f"chunk_slices must be at least 1, got {chunk_slices}")
-    energies = np.asarray(energies, dtype=np.float64).ravel()
-    n, nz, ny, nx = volumes.shape
-    if energies.size != n:
-        raise AnalysisError(f"{energies.size} energies for {n} volumes: they must match")
-    energies = to_ev(energies)
-    settings = _volume_settings(settings)
-    if settings.normalization.e0 is None:
-        e0 = _volume_e0(volumes, energies, mode, settings.mask.seed)
-        normalization = settings.normalization.model_copy(update={"e0": e0})
-        settings = settings.model_copy(update={"normalization": normalization})
-    refs = as_references(references)
-
-    k = len(refs)
-    out = {name: np.full((nz, ny, nx), np.nan, dtype=np.float32) for name in VOLUME_MAPS}
-    fractions = np.full((k, nz, ny, nx), np.nan, dtype=np.float32)
-    notes: set[str] = set()
-    fitted_energies = None
-    spectra = np.full((nz, 2, 0), np.nan)  # each slice's mean spectrum and its fit
+    energies, refs, settings = prepare_volume(
+        volumes, energies, references, mode=mode, settings=settings
+    )
+    nz = volumes.shape[1]
     on_slice, close = _progress_callback(progress, nz)
-    try:
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        on_slice(done[0], nz)
+
+    def slabs():
         for z0 in range(0, nz, chunk_slices):
-            z1 = min(z0 + chunk_slices, nz)
-            chunk = volumes[:, z0:z1]  # a view of an array; one read of a dataset
-            for j in range(z1 - z0):
-                maps = analyze(chunk[:, j], energies, refs, mode=mode, settings=settings)
-                fractions[:, z0 + j] = maps.fractions
-                for name in VOLUME_MAPS:
-                    out[name][z0 + j] = getattr(maps, name)
-                notes.update(maps.metadata["notes"])
-                fitted_energies = maps.energies
-                if spectra.shape[2] != maps.fit_energies.size:
-                    spectra = np.full((nz, 2, maps.fit_energies.size), np.nan)
-                spectra[z0 + j] = maps.mean_spectrum, maps.mean_fit
-                fit_energies = maps.fit_energies
-                on_slice(z0 + j + 1, nz)
+            chunk = volumes[:, z0 : min(z0 + chunk_slices, nz)]  # one read of a dataset
+            for j in range(chunk.shape[1]):  # one slice's maps at a time beyond the volume's
+                one = chunk[:, j : j + 1]
+                yield (
+                    z0 + j,
+                    analyze_slab(one, energies, refs, mode=mode, settings=settings, on_slice=tick),
+                )
             del chunk
+
+    try:
+        return assemble_volume(
+            slabs(),
+            tuple(volumes.shape),
+            refs,
+            mode=mode,
+            settings=settings,
+            started=started,
+            chunk_slices=chunk_slices,
+        )
     finally:
         close()
-
-    mask, t_thr, r_thr = quality_mask(
-        out["thickness"],
-        out["r_factor"],
-        thickness_threshold=settings.mask.thickness_threshold,
-        r_factor_threshold=settings.mask.r_factor_threshold,
-    )
-    metadata = {
-        "software": "xanes-stream",
-        "version": __version__,
-        "mode": mode,
-        "references": [r.name for r in refs],
-        "settings": settings.model_dump(mode="json"),
-        "method": "fit",
-        "normalization": {"e0": settings.normalization.e0},
-        "thresholds": {"thickness": t_thr, "r_factor": r_thr},
-        "notes": sorted(notes),
-        "chunk_slices": chunk_slices,
-        "shape": [n, nz, ny, nx],
-        "timings": {"total": time.perf_counter() - started},
-    }
-    # the volume's mean spectrum: the slices', weighted by their pixels in the volume's mask
-    weights = mask.reshape(nz, -1).sum(axis=1).astype(np.float64)
-    usable = np.isfinite(spectra).all(axis=(1, 2)) & (weights > 0)
-    if usable.any():
-        total = weights[usable].sum()
-        mean_spectrum, mean_fit = np.einsum("z,zij->ij", weights[usable], spectra[usable]) / total
-    else:
-        mean_spectrum = mean_fit = np.full(spectra.shape[2], np.nan)
-    return Maps(
-        reference_names=[r.name for r in refs],
-        fractions=fractions,
-        mask=mask,
-        clusters=np.zeros((nz, ny, nx), dtype=np.int8),  # slices' clusters would not match
-        shifts=np.zeros((n, 2)),
-        energies=fitted_energies,
-        mean_spectrum=mean_spectrum,
-        mean_fit=mean_fit,
-        fit_energies=fit_energies,
-        metadata=metadata,
-        **out,
-    )

@@ -1,7 +1,16 @@
 """Beamline and technique profiles: which data keys hold what, and how to analyse them.
 
-Profiles are YAML files validated by :class:`Profile`. The bundled ones live beside this module
-(``sim``, ``fxi``, ``nanoxanes``); ``load_profile`` also takes a path to a YAML file. A run's
+Profiles are YAML files validated by :class:`Profile`. The bundled ones live beside this module:
+
+- ``sim``: the simulated full-field TXM of :mod:`xanes_stream.sim` (demo and tests);
+- ``fxi``: FXI (NSLS-II 18-ID) full-field TXM, ``xanes_scan2``: classic AD_HDF5/AD_TIFF camera
+  ``KinetixU``, ``XEng`` in keV, ``ic3`` as I0, several exposures per event, a flat per energy;
+- ``nanoxanes``: scanning fluorescence nano-XANES (HXN/SRX): the Xspress3 ROI map over
+  ``sclr_i0``, no flat;
+- ``ptycho``: ptychography: the reconstructed optical density (-ln amplitude) per energy, used
+  as absorption, no dark or flat.
+
+``load_profile`` also takes a path to a YAML file. A run's
 start document may override the data keys, mode and references in ``md["xanes"]``, and analysis
 parameters in ``md["xanes"]["settings"]``; paths (``allowed_roots``, ``model_roots``, a model
 file) and the types a model may hold are the profile's alone.
@@ -29,6 +38,30 @@ class Streams(BaseModel):
     flat: str = "flat"
 
 
+class Frames(BaseModel):
+    """How an event's image and the flat frames are turned into one frame per energy."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_image: Literal["auto", "exposures", "volume"] = Field(
+        "auto",
+        description="what a 3-D image (n, ny, nx) in one event is: exposures: n frames of the "
+        "same energy (FXI's chunk_size), combined into one; volume: a reconstructed volume "
+        "(3D XANES); auto: exposures where the file format says so (AD_HDF5/AD_TIFF "
+        "frame_per_point > 1), a volume otherwise",
+    )
+    combine: Literal["mean", "median"] = Field(
+        "mean",
+        description="how several exposures of one event are combined (median: robust to zingers)",
+    )
+    flats: Literal["mean", "per_energy"] = Field(
+        "mean",
+        description="mean: every flat frame of the run averaged into one flat (xanes_scan); "
+        "per_energy: each energy's frame corrected by the flat taken at its energy (FXI's "
+        "xanes_scan2), matched by energy, else by order; frames with no flat of their own "
+        "use the mean flat",
+    )
+
+
 class RunSelection(BaseModel):
     """Which runs are energy scans to analyse: a plan name in ``plan_names``, or ``md_key``
     present in the start document."""
@@ -36,6 +69,20 @@ class RunSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     plan_names: list[str] = ["xanes_scan"]
     md_key: str | None = "xanes"
+
+
+class Foil(BaseModel):
+    """A reference foil read in the same run, for the energy scale (like Larch's
+    ``energy_align``): the scan's energies are moved by (known - measured E0) before analysis
+    (:func:`~xanes_stream.spectra.calibration.foil_energy_offset`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(description="data key of the primary stream, one foil reading per event")
+    edge_energy: float = Field(gt=0, description="the foil's known edge energy (eV)")
+    signal: Literal["absorption", "transmission"] = Field(
+        "absorption",
+        description="absorption: the reading is mu (e.g. ln(I1/I2)); transmission: I2/I1",
+    )
 
 
 class Profile(BaseModel):
@@ -48,7 +95,9 @@ class Profile(BaseModel):
     energy_key: str
     energy_units: Literal["eV", "keV"] = "eV"
     i0_key: str | None = Field(None, description="incident intensity per event (fluorescence)")
+    foil: Foil | None = Field(None, description="energy calibration to a foil in the run")
     streams: Streams = Streams()
+    frames: Frames = Frames()
     dark_flat_source: Literal["streams", "none"] = Field(
         "streams",
         description="streams: dark and flat frames come in the named streams of the same run "
@@ -80,7 +129,8 @@ def bundled_profiles() -> list[str]:
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
-    """A bundled profile by name (``sim``, ``fxi``, ``nanoxanes``) or a YAML file by path.
+    """A bundled profile by name (``sim``, ``fxi``, ``nanoxanes``, ``ptycho``) or a YAML file
+    by path.
 
     Parameters
     ----------

@@ -69,10 +69,14 @@ class _TXMCamera:
         if self.sim.current_scan is not None:
             self.sim.current_scan.files.append(str(path))
 
-    def acquire(self) -> None:
+    async def acquire(self) -> None:
         n = self.frames_per_trigger
         energy_ev = self.energy.position * (1000.0 if self.energy.egu == "keV" else 1.0)
-        frames = self.sim.expose(self.frame_kind(), energy_ev, self.cell.position, n)
+        await self.store(self.sim.expose(self.frame_kind(), energy_ev, self.cell.position, n))
+
+    async def store(self, frames: np.ndarray) -> None:
+        """Append ``frames`` to the run's HDF5 file."""
+        n = len(frames)
         data = self._h5[AD_DATASET]
         start = data.shape[0]
         data.resize(start + n, axis=0)
@@ -102,7 +106,7 @@ class _AcquireLogic(DetectorAcquireLogic):
         self.camera = camera
 
     async def start_acquiring(self) -> None:
-        self.camera.acquire()
+        await self.camera.acquire()
 
     async def wait_for_idle(self) -> None:
         return None
@@ -160,14 +164,22 @@ class TXMAsyncDetector(StandardDetector):
         sample_stage: Any,
         cell: Any,
     ):
-        self.camera = _TXMCamera(sim, energy, shutter, sample_stage, cell)
+        self.camera = self._camera(sim, energy, shutter, sample_stage, cell)
         provider = StaticPathProvider(UUIDFilenameProvider(), Path(directory).resolve())
         self.add_detector_logics(
             _TriggerLogic(self.camera),
             _AcquireLogic(self.camera),
-            _DataLogic(self.camera, provider),
+            self._data_logic(provider),
         )
         super().__init__(name=name)
+
+    def _camera(self, *wiring: Any) -> _TXMCamera:
+        """The camera behind the logics (a subclass may store its frames otherwise)."""
+        return _TXMCamera(*wiring)
+
+    def _data_logic(self, provider: StaticPathProvider) -> DetectorDataLogic:
+        """The data logic: where the frames go and the documents that say so."""
+        return _DataLogic(self.camera, provider)
 
     @property
     def image_key(self) -> str:

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: The cameras an FXI beamline can have here.
-FXI_DETECTORS = ("ad_hdf5", "ad_tiff", "async_hdf5")
+FXI_DETECTORS = ("ad_hdf5", "ad_tiff", "async_hdf5", "async_tiff")
 #: What NSLS-II's ``RE.md`` adds to every start document (``nslsii.configure_base`` and the
 #: data-session sync), with simulated values.
 FXI_RE_MD: dict[str, Any] = {
@@ -245,11 +245,11 @@ def make_fxi_beamline(
     **overrides: Any,
 ) -> FXIBeamline:
     """FXI's devices over a simulated TXM; ``settings.detector`` picks the camera:
-    ``ad_hdf5`` (default), ``ad_tiff`` or ``async_hdf5``. :data:`FXI_SIM_DEFAULTS` apply
-    unless the settings say otherwise."""
+    ``ad_hdf5`` (default), ``ad_tiff``, ``async_hdf5`` or ``async_tiff``.
+    :data:`FXI_SIM_DEFAULTS` apply unless the settings say otherwise."""
     given = settings.model_dump() if isinstance(settings, SimSettings) else dict(settings or {})
     values = {**FXI_SIM_DEFAULTS, "detector": "ad_hdf5", **given, **overrides}
-    if values["detector"] == "async_hdf5" and "camera_name" not in {**given, **overrides}:
+    if values["detector"].startswith("async_") and "camera_name" not in {**given, **overrides}:
         values["camera_name"] = "kinetix"  # FXI's ophyd-async Kinetix (10-kinetix-async.py)
     s = _settings(values, {})
     if s.detector not in FXI_DETECTORS:
@@ -267,6 +267,10 @@ def make_fxi_beamline(
         from xanes_stream.sim.async_detector import TXMAsyncDetector
 
         camera = TXMAsyncDetector(name=s.camera_name, directory=path, **wiring)
+    elif s.detector == "async_tiff":
+        from xanes_stream.sim.async_tiff import TXMAsyncTiffDetector
+
+        camera = TXMAsyncTiffDetector(name=s.camera_name, directory=path, **wiring)
     else:
         cls = KinetixHDF5 if s.detector == "ad_hdf5" else KinetixTIFF
         camera = cls("XF:18ID1-ES{Kinetix-Det:1}", name=s.camera_name, directory=path, **wiring)

@@ -114,10 +114,11 @@ def run_simulated_experiment(
 
     ``plan`` is ``"xanes_scan"`` (our beamline; ``detector`` ``"hdf5"`` or ``"inline"``) or
     ``"xanes_scan2"`` (FXI's plan and devices, :mod:`~xanes_stream.sim.fxi`; ``detector``
-    ``"ad_hdf5"``, the default there, ``"ad_tiff"`` or ``"async_hdf5"``; ``energies`` still in
-    eV, handed to the plan in keV). ``plan_kwargs`` go to the plan (e.g. ``chunk_size``).
-    ``datum_page`` sends ``datum`` documents packed as ``datum_page``. Returns the raw runs in
-    order, each with its ground truth (``truth.uid`` is set too).
+    ``"ad_hdf5"``, the default there, ``"ad_tiff"``, ``"async_hdf5"`` or ``"async_tiff"``;
+    ``energies`` still in eV, handed to the plan in keV). ``plan_kwargs`` go to the plan
+    (e.g. ``chunk_size``). ``datum_page`` sends ``datum`` documents packed as
+    ``datum_page``. Returns the raw runs in order, each with its ground truth
+    (``truth.uid`` is set too).
     """
     if plan not in PLANS:
         raise BeamlineError(f"plan must be one of {PLANS}, not {plan!r}")

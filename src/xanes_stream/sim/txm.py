@@ -40,10 +40,11 @@ E_REF = 8250.0
 FrameKind = Literal["dark", "flat", "sample"]
 #: The simulated cameras: ``hdf5`` and ``inline`` (:mod:`~xanes_stream.sim.devices`), the
 #: classic-ophyd areaDetector ones FXI runs, ``ad_hdf5`` and ``ad_tiff``
-#: (:mod:`~xanes_stream.sim.areadetector`), and an ophyd-async one, ``async_hdf5``
-#: (:mod:`~xanes_stream.sim.async_detector`).
-DETECTORS = ("hdf5", "inline", "ad_hdf5", "ad_tiff", "async_hdf5")
-Detector = Literal["hdf5", "inline", "ad_hdf5", "ad_tiff", "async_hdf5"]
+#: (:mod:`~xanes_stream.sim.areadetector`), and ophyd-async ones, ``async_hdf5``
+#: (:mod:`~xanes_stream.sim.async_detector`) and ``async_tiff``
+#: (:mod:`~xanes_stream.sim.async_tiff`).
+DETECTORS = ("hdf5", "inline", "ad_hdf5", "ad_tiff", "async_hdf5", "async_tiff")
+Detector = Literal["hdf5", "inline", "ad_hdf5", "ad_tiff", "async_hdf5", "async_tiff"]
 
 
 class BeamlineError(XanesStreamError):

@@ -98,7 +98,7 @@ def fit_normalized(
     energies : numpy.ndarray
         (n_fit,) eV.
     references : sequence of Reference
-        The fit's references.
+        The fit's references; none (a first look): the fit, R-factor are NaN, no components.
     method : str
         As for :func:`~xanes_stream.spectra.fit.solve`.
     sum_to_one : {"none", "normalize", "constrain"}
@@ -114,6 +114,11 @@ def fit_normalized(
     y = np.asarray(normalized, dtype=np.float64)
     if y.shape != energies.shape:
         raise AnalysisError(f"spectrum has {y.size} values for {energies.size} energies")
+    if not references:  # a first look's pixel: its spectrum, nothing to fit it with
+        nothing = np.full(y.shape, np.nan)
+        return SpectrumFit(
+            energies, y, nothing, np.empty((0, y.size)), np.empty(0), [], np.nan, edge_step
+        )
     basis = reference_matrix(list(references), energies, (energies[0], energies[-1]))
     finite = np.isfinite(y)
     c = np.full(basis.shape[1], np.nan)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import time
 
+from xanes_stream.documents.codec import DocumentError
 from xanes_stream.documents.router import SafeRouter, ScanJob, is_energy_scan
 from xanes_stream.errors import XanesStreamError
 from xanes_stream.profiles import Profile
+from xanes_stream.store.archived import RawRunRefused, archived_documents
+from xanes_stream.store.roots import find_root
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +38,37 @@ def wait_for_raw_run(client, uid: str, timeout: float, poll: float = 0.25):
 
 def read_scan(client, uid: str, profile: Profile, roots: list, timeout: float) -> ScanJob | None:
     """Route the archived documents of raw run ``uid`` into a :class:`ScanJob` (None if it is
-    not an energy scan for ``profile``)."""
+    not an energy scan for ``profile``), checked by
+    :func:`~xanes_stream.store.archived.archived_documents`: a run whose copy in Tiled cannot
+    be trusted, nor its files, comes back failed with the reason; the job's ``source`` and
+    notes say where its frames came from."""
     node = wait_for_raw_run(client, uid, timeout)
+    start = dict((node.metadata or {}).get("start") or {"uid": uid})
+    if not is_energy_scan(start, profile):
+        return None
+    try:
+        run = archived_documents(node, profile, roots)
+    except (RawRunRefused, DocumentError) as exc:
+        log.error("scan %s: %s", uid[:8], exc)
+        return ScanJob(
+            uid=uid,
+            start=start,
+            stop=(node.metadata or {}).get("stop"),
+            profile=profile,
+            references=[],
+            failure=f"its frames cannot be trusted: {exc}",
+            source="Tiled",
+        )
     jobs: list[ScanJob] = []
     router = SafeRouter(profile, roots, jobs.append)
-    for name, doc in node.documents():
-        router(name, dict(doc))
-    return jobs[0] if jobs else None
+    for name, doc in run.documents:
+        router(name, doc)
+    if not jobs:
+        return None
+    jobs[0].source = run.source
+    if run.note:
+        jobs[0].notes.append(run.note)
+    return jobs[0]
 
 
 def unanalysed_runs(
@@ -52,14 +79,18 @@ def unanalysed_runs(
     *,
     retry_failed: bool = False,
     max_attempts: int = 2,
+    runs=None,
 ) -> list[str]:
-    """Uids of complete energy scans started after ``since`` (epoch s) that have no maps;
-    with ``retry_failed`` also those that ended well but whose analysis failed fewer than
-    ``max_attempts`` times. Oldest first."""
+    """Uids of complete energy scans started after ``since`` (epoch s) that have no maps
+    under ``results_root`` of ``client``; with ``retry_failed`` also those that ended well but
+    whose analysis failed fewer than ``max_attempts`` times. The raw runs are searched in
+    ``runs`` (another Tiled or container: the raw runs' source), else in ``client``. Oldest
+    first."""
     from tiled.queries import Key
 
-    results = client[results_root] if results_root in client else {}
-    candidates = client.search(Key("start.time") >= since)
+    results = find_root(client, results_root)
+    results = {} if results is None else results
+    candidates = (client if runs is None else runs).search(Key("start.time") >= since)
     found = []
     for uid, node in candidates.items():
         md = node.metadata or {}

@@ -1,22 +1,33 @@
 """Maps in Tiled: one container per analysed raw run, ``/<root>/<raw uid>``, spec ``XANESMaps``.
 
+The root may be a path, ``fxi/xanes``: one Tiled for several beamlines
+(:mod:`xanes_stream.store.roots`).
+
 Layout (what clients rely on; see the README):
 
 - ``fractions`` (k, ny, nx), one layer per reference; its metadata ``reference_names`` says
-  which (also the container's ``references``);
+  which (also the container's ``references``); ``fraction_errors`` (k, ny, nx), the 1-sigma
+  standard error of each fraction, the same metadata (with ``fit.errors``; never for the
+  two-energy method);
 - ``thickness``, ``error``, ``r_factor``, ``chi2_red``, ``edge_energy``, ``peak_energy``,
   ``mask``, ``clusters`` (ny, nx); ``shifts`` (n, 2); ``energies`` (n,);
 - metadata: ``status`` (done | failed), ``raw_uid``, ``scan_id``, ``sample``, ``plan_name``,
   ``energies``, ``references``, ``settings``, ``summary``, ``mean_spectrum`` (energies,
   spectrum, fit), ``method`` (``fit``, or ``two_energy`` for a scan of 2-4 energies, whose
-  fit-quality and edge-energy maps are NaN), ``software``, ``version``, ``timings``,
-  ``notes``; ``reason`` when failed;
+  fit-quality and edge-energy maps are NaN, or ``first_look`` for a scan without references:
+  ``fractions`` (0, ny, nx), NaN fit quality, ``first_look`` (note, energies,
+  ``cluster_spectra`` by candidate name ``cluster1``, ...) in the metadata and
+  ``products/first_look`` (``white_line_height``, ``pre_edge``, ``cluster_spectra``, table
+  ``clusters``) and ``products/decomposition`` (the PCA and its scree)), ``software``,
+  ``version``, ``timings``, ``notes``, ``frames_from``; ``energy_shifts`` (eV) when
+  calibrated; ``reason`` when failed;
 - ``products/<name>/`` per enabled analysis (metadata: the product's), e.g.
   ``products/particles/labels`` (array) and ``products/particles/table`` (a table when
   uploaded; a record array with named fields when registered from the HDF5 file).
 
 Each in-operando series (start document ``xanes.series``) also has a summary table, one row per
-scan, at ``/<root>_series/<series>`` (:class:`~xanes_stream.pipeline.series.SeriesSummary`),
+scan, at ``/<root>_series/<series>`` (``/fxi/xanes_series/...`` for root ``fxi/xanes``)
+(:class:`~xanes_stream.pipeline.series.SeriesSummary`),
 replaced
 as each scan of it is analysed.
 
@@ -54,6 +65,8 @@ from xanes_stream.store.conflicts import (
     conflict_message,
     may_replace,
 )
+from xanes_stream.store.refusals import check_writable, refusal
+from xanes_stream.store.roots import ensure_root, find_root, root_keys
 from xanes_stream.store.sink import ResultConflict
 
 log = logging.getLogger(__name__)
@@ -115,6 +128,12 @@ def _register_file(parent, key: str, metadata: dict, specs: list[str], file: Pat
     return parent.new(StructureFamily.container, [source], key=key, metadata=metadata, specs=specs)
 
 
+#: The maps' metadata keys that say how the spectra were corrected before the fit: the energy
+#: calibration's shifts (eV, pipeline.calibration), the self-absorption correction's
+#: parameters, the PCA denoising and spike removal, the tomographic reconstruction.
+CORRECTIONS = ("energy_shifts", "self_absorption", "denoise", "tomography")
+
+
 def _maps_metadata(uid: str, maps: Maps, metadata: dict) -> dict:
     """The metadata of the maps node of raw run ``uid``: ``metadata`` and what ``maps`` say."""
     md = {
@@ -133,12 +152,49 @@ def _maps_metadata(uid: str, maps: Maps, metadata: dict) -> dict:
         "timings": {**maps.metadata.get("timings", {}), **metadata.get("timings", {})},
         "notes": list(maps.metadata.get("notes", [])) + list(metadata.get("notes", [])),
     }
+    for key in CORRECTIONS:  # what was done to the spectra, where it was done
+        if key in maps.metadata:
+            md[key] = maps.metadata[key]
     md["mean_spectrum"] = {
         "energies": maps.fit_energies,
         "spectrum": maps.mean_spectrum,
         "fit": maps.mean_fit,
     }
+    look = maps.products.get("first_look")
+    if look is not None and "cluster_spectra" in look.spectra:  # no references: its candidates
+        names = look.metadata.get("candidate_references", [])
+        md["first_look"] = {
+            "note": look.metadata.get("note"),
+            "energies": look.energies,
+            "cluster_spectra": dict(zip(names, look.spectra["cluster_spectra"], strict=False)),
+        }
     return jsonable(md, finite=True)
+
+
+#: The images of a first look (no references) that :meth:`TiledResultStore.read_maps` reads
+#: back with the maps, from its ``products/first_look``.
+FIRST_LOOK_IMAGES = ("white_line_height", "pre_edge")
+
+
+def _first_look_product(node) -> dict[str, Product]:
+    """The ``first_look`` product of a maps node written without references: its images
+    and cluster spectra (from the node's metadata); empty for maps fitted with references."""
+    look = node.metadata.get("first_look")
+    if look is None:
+        return {}
+    stored = node["products"]["first_look"] if "products" in node else None
+    images = {name: stored[name].read() for name in FIRST_LOOK_IMAGES if stored and name in stored}
+    spectra = look.get("cluster_spectra") or {}
+    values = [np.asarray(v, dtype=np.float64) for v in spectra.values()]
+    n = len(look.get("energies") or [])
+    return {
+        "first_look": Product(
+            images=images,
+            spectra={"cluster_spectra": np.array(values).reshape(len(values), n)},
+            energies=np.asarray(look.get("energies") or [], dtype=np.float64),
+            metadata={"note": look.get("note"), "candidate_references": list(spectra)},
+        )
+    }
 
 
 class TiledResultStore:
@@ -158,6 +214,7 @@ class TiledResultStore:
         *,
         replace_done: bool = False,
     ):
+        root_keys(root)  # a path like fxi/xanes: each segment a safe key, else refused here
         self.client = client
         self.root_name = root
         self.references_root = references_root
@@ -168,7 +225,7 @@ class TiledResultStore:
     @property
     def root(self):
         if self._root is None:  # looked up once: every request counts in the scan's latency
-            self._root = _container(
+            self._root = ensure_root(
                 self.client, self.root_name, metadata={"about": "xanes-stream maps"}
             )
         return self._root
@@ -207,6 +264,16 @@ class TiledResultStore:
             return self.root.create_container(uid, metadata=metadata, specs=specs)
         return _register_file(self.root, uid, metadata, specs, file)
 
+    def check_writable(self) -> None:
+        """Raise :class:`~xanes_stream.store.refusals.WriteRefused`, with the server's words,
+        unless the root (created if missing) takes a scratch container and lets it be deleted."""
+        uri = getattr(self.client, "uri", "?")
+        try:
+            root = self.root
+        except Exception as exc:
+            raise refusal(exc, uri) from None
+        check_writable(root, uri)
+
     def warm_up(self) -> None:
         """Create the root and write (then delete) a tiny array: a fresh server's first array
         write costs seconds, which should not fall on the first scan's maps."""
@@ -226,6 +293,9 @@ class TiledResultStore:
         node = self._replace(uid, md, [SPEC])
         arrays = [("fractions", maps.fractions, {"reference_names": maps.reference_names})]
         arrays += [(name, getattr(maps, name), {}) for name in (*IMAGE_MAPS, *_VECTORS)]
+        if maps.fraction_errors is not None:
+            names = {"reference_names": maps.reference_names}
+            arrays.append(("fraction_errors", maps.fraction_errors, names))
 
         def write(item) -> None:
             key, value, metadata = item
@@ -259,14 +329,20 @@ class TiledResultStore:
         names = list(node["fractions"].metadata["reference_names"])
         fields = {name: node[name].read() for name in (*IMAGE_MAPS, *_VECTORS)}
         fields["mask"] = fields["mask"].astype(bool)
+        if "fraction_errors" in node:
+            fields["fraction_errors"] = node["fraction_errors"].read()
         mean = node.metadata.get("mean_spectrum") or {}
+        fractions = node["fractions"].read()
+        if fractions.size == 0:  # no references; Tiled's HDF5 adapter gives (1, 0, ny, nx)
+            fractions = np.empty((0, *fields["thickness"].shape), dtype=np.float32)
         return Maps(
             reference_names=names,
-            fractions=node["fractions"].read(),
+            fractions=fractions,
             mean_spectrum=np.asarray(mean.get("spectrum", []), dtype=np.float32),
             mean_fit=np.asarray(mean.get("fit", []), dtype=np.float32),
             fit_energies=np.asarray(mean.get("energies", [])),
             metadata=dict(node.metadata),
+            products=_first_look_product(node),
             **fields,
         )
 
@@ -275,7 +351,7 @@ class TiledResultStore:
         ``/<root>_series/<name>``; returns its URI."""
         import pandas as pd
 
-        parent = _container(
+        parent = ensure_root(
             self.client, f"{self.root_name}_series", metadata={"about": "xanes-stream series"}
         )
         if name in parent:
@@ -285,10 +361,10 @@ class TiledResultStore:
 
     def read_series(self, name: str) -> tuple[dict, dict] | None:
         """The summary table of series ``name`` as columns, and its metadata; None if none."""
-        parent_name = f"{self.root_name}_series"
-        if parent_name not in self.client or name not in self.client[parent_name]:
+        parent = find_root(self.client, f"{self.root_name}_series")
+        if parent is None or name not in parent:
             return None
-        node = self.client[parent_name][name]
+        node = parent[name]
         frame = node.read()
         return {c: frame[c].to_numpy() for c in frame.columns}, dict(node.metadata)
 

@@ -11,3 +11,60 @@ def test_command_line_flags_of_the_page():
     demo = parser.parse_args(["demo"])
     assert demo.web_port == 0 and demo.no_web is False
     assert parser.parse_args(["demo", "--no-web"]).no_web is True
+
+
+def test_serve_source_option(monkeypatch):
+    import pytest
+
+    from xanes_stream.cli.serve import service_config
+    from xanes_stream.errors import XanesStreamError
+
+    parser = build_parser()
+    monkeypatch.delenv("XANES_SOURCE", raising=False)
+    monkeypatch.delenv("XANES_SOURCE_URI", raising=False)
+    args = parser.parse_args(["serve"])
+    assert (args.source, args.source_uri) == (None, None)
+    assert service_config(args).source == "zmq"  # the default: 0MQ, as before
+    args = parser.parse_args(
+        ["serve", "--source", "tiled", "--source-uri", "http://h:8000/api/v1/metadata/raw"]
+    )
+    config = service_config(args)
+    assert config.source == "tiled"
+    assert config.source_uri == "http://h:8000/api/v1/metadata/raw"
+    monkeypatch.setenv("XANES_SOURCE", "tiled")  # the environment, when the flag is left out
+    assert service_config(parser.parse_args(["serve"])).source == "tiled"
+    assert service_config(parser.parse_args(["serve", "--source", "zmq"])).source == "zmq"
+    monkeypatch.setenv("XANES_SOURCE", "kafka")
+    with pytest.raises(XanesStreamError, match="source"):
+        service_config(parser.parse_args(["serve"]))
+    with pytest.raises(SystemExit):  # argparse says which choices there are
+        parser.parse_args(["serve", "--source", "kafka"])
+
+
+def test_replay_source_and_force():
+    parser = build_parser()
+    args = parser.parse_args(["replay", "--scan-ids", "1-20"])
+    assert (args.source, args.source_api_key, args.force) == (None, None, False)
+    args = parser.parse_args(
+        ["replay", "--source", "http://h:8000/api/v1/metadata/fxi/raw", "--force", "u1"]
+    )
+    assert args.source.endswith("/fxi/raw") and args.force and args.uids == ["u1"]
+
+
+def test_dask_option(monkeypatch):
+    """``--dask ADDRESS`` on serve and replay; left out: XANES_DASK, else in-process (None)."""
+    from xanes_stream.cli.serve import service_config
+
+    parser = build_parser()
+    monkeypatch.delenv("XANES_DASK", raising=False)
+    assert parser.parse_args(["serve"]).dask is None
+    assert service_config(parser.parse_args(["serve"])).dask is None  # in-process, as before
+    args = parser.parse_args(["serve", "--dask", "tcp://10.0.0.5:8786"])
+    assert service_config(args).dask == "tcp://10.0.0.5:8786"
+    monkeypatch.setenv("XANES_DASK", "tcp://sched:8786")
+    assert service_config(parser.parse_args(["serve"])).dask == "tcp://sched:8786"
+    assert service_config(args).dask == "tcp://10.0.0.5:8786"  # the flag wins
+    assert parser.parse_args(["replay", "--dask", "127.0.0.1:8786", "u1"]).dask == (
+        "127.0.0.1:8786"
+    )
+    assert parser.parse_args(["replay", "u1"]).dask is None

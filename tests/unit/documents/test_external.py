@@ -91,7 +91,7 @@ def test_a_symbolic_link_out_of_the_root_is_refused(detector):
 def test_bad_resources_and_datums_are_document_errors(detector):
     root, _, _ = detector
     external = ExternalFrames([root])
-    with pytest.raises(DocumentError, match="is not HDF5"):
+    with pytest.raises(DocumentError, match="is neither HDF5 nor TIFF"):
         external.add_resource(_resource(root / "scan.h5", mimetype="image/tiff"))
     with pytest.raises(DocumentError, match="unsupported URI scheme 'http'"):
         external.add_resource(_resource(root / "scan.h5", uri=f"http://host{root}/scan.h5"))

@@ -102,3 +102,17 @@ def test_unreadable_files_are_stack_file_errors(tmp_path):
     flat = _h5(tmp_path / "one.h5", img_xanes=np.zeros((NY, NX)), X_eng=[8.3])
     with pytest.raises(StackFileError, match=r"must be \(n_energy, ny, nx\)"):
         read_stack(flat)
+
+
+def test_each_stack_states_the_unit_of_its_energies(tmp_path, counts):
+    frames = counts[0]
+    fxi = read_stack(_h5(tmp_path / "fxi.h5", img_xanes=frames, X_eng=KEV))
+    assert fxi.energy_units == "keV"  # by the FXI layout, whatever the numbers
+    np.testing.assert_array_equal(fxi.energies, KEV)  # values as in the file
+    given = read_stack(tmp_path / "fxi.h5", energies=KEV * 1000)
+    assert given.energy_units == "auto"
+    tif = tmp_path / "s.tif"
+    tifffile.imwrite(tif, frames)
+    assert read_stack(tif, energies=KEV).energy_units == "auto"
+    told = read_stack(tmp_path / "fxi.h5", energy_units="eV")
+    assert told.energy_units == "eV" and any("as asked" in note for note in told.notes)

@@ -215,7 +215,7 @@ def test_bad_requests_say_what_is_wrong(tmp_path):
         next(bl.xanes_scan2([8300.0, 8350.0]))
 
 
-@pytest.mark.parametrize("detector", ["ad_hdf5", "ad_tiff", "async_hdf5"])
+@pytest.mark.parametrize("detector", ["ad_hdf5", "ad_tiff", "async_hdf5", "async_tiff"])
 def test_run_simulated_experiment_runs_fxis_plan(RE, tmp_path, detector):
     docs = []
     runs = run_simulated_experiment(

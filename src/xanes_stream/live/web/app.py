@@ -24,9 +24,12 @@ from starlette.staticfiles import StaticFiles
 
 from xanes_stream.errors import StackNotKept, XanesStreamError
 from xanes_stream.live.web.guard import HostNames, PageGuard
+from xanes_stream.live.web.region_query import parse_pixel, parse_region
 from xanes_stream.live.web.render import (
     REFERENCE_COLOURS,
     UnknownMap,
+    candidate_colours,
+    label_legend,
     layout,
     map_names,
     map_title,
@@ -35,8 +38,9 @@ from xanes_stream.live.web.render import (
     render_spectrum,
 )
 from xanes_stream.live.web.source import ScanSource
-from xanes_stream.pipeline.results import Maps, jsonable
+from xanes_stream.pipeline.results import IMAGE_MAPS, Maps, jsonable
 from xanes_stream.spectra.pixel import fit_normalized
+from xanes_stream.store.tiled_store import CORRECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,7 @@ class Results:
                     maps.mean_fit,
                     mean.get("components", {}),
                     f"{prefix}mean normalized spectrum in the mask",
+                    candidates=_candidates(maps, mean),
                 )
             elif name == "shifts":
                 png = render_shifts(maps.energies, maps.shifts, f"{prefix}registration shifts")
@@ -117,6 +122,14 @@ class Results:
             "normalized": maps.mean_spectrum,
             "fit": maps.mean_fit,
         }
+        look = maps.products.get("first_look")
+        if not maps.reference_names:  # a first look: its clusters' spectra, nothing fitted
+            if look is not None and "cluster_spectra" in look.spectra:
+                names = look.metadata.get("candidate_references", [])
+                spectra = look.spectra["cluster_spectra"]
+                out["candidates"] = dict(zip(names, spectra, strict=False))
+                out["candidate_energies"] = look.energies
+            return out
         fit = maps.metadata.get("settings", {}).get("fit", {})
         try:
             refs = self.source.references(maps.reference_names)
@@ -160,6 +173,16 @@ class NoScan(XanesStreamError):
     """A scan the service and the store do not know."""
 
 
+def _candidates(maps: Maps, mean: dict) -> dict[str, tuple]:
+    """A first look's candidate references as :func:`render_spectrum` draws them."""
+    colours = candidate_colours(maps)
+    energies = mean.get("candidate_energies")
+    return {
+        name: (energies, values, colours.get(name, "#555"))
+        for name, values in (mean.get("candidates") or {}).items()
+    }
+
+
 def _json(value, status: int = 200) -> JSONResponse:
     return JSONResponse(jsonable(value, finite=True), status_code=status)
 
@@ -167,6 +190,37 @@ def _json(value, status: int = 200) -> JSONResponse:
 def _error(exc: Exception) -> JSONResponse:
     status = {NoScan: 404, UnknownMap: 404, NotReady: 409, StackNotKept: 409}.get(type(exc), 400)
     return _json({"error": str(exc)}, status)
+
+
+_SPECTRUM_FORMATS = {"csv": "text/csv", "xdi": "text/plain", "prj": "application/gzip"}
+
+
+def _spectrum_file(spectrum: dict, maps: Maps, kind: str) -> Response:
+    """A region's spectrum and fit as a CSV, XDI or Athena project download."""
+    import tempfile
+
+    from xanes_stream.io.exports import export_spectrum, spectrum_metadata
+
+    energies = np.asarray(spectrum["fit_energies"], dtype=float)
+    metadata = {**spectrum_metadata(maps), "label": f"region {spectrum['uid'][:8]}"}
+    metadata["comments"] = f"{spectrum['region']}, {spectrum['n_pixels']} pixels"
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_spectrum(
+            Path(folder) / f"region.{kind}",
+            energies,
+            np.asarray(spectrum["normalized"], dtype=float),
+            fit=np.asarray(spectrum["fit"], dtype=float),
+            components={k: np.asarray(v, float) for k, v in spectrum["components"].items()},
+            metadata=metadata,
+            format=kind,
+        )
+        body = path.read_bytes()
+    name = f"region-{spectrum['uid'][:8]}.{kind}"
+    return Response(
+        body,
+        media_type=_SPECTRUM_FORMATS[kind],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
@@ -224,7 +278,9 @@ def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
                 "sample": md.get("sample"),
                 "series": md.get("series"),
                 "reference_names": maps.reference_names,
-                "colours": dict(zip(maps.reference_names, REFERENCE_COLOURS, strict=False)),
+                "colours": dict(zip(maps.reference_names, REFERENCE_COLOURS, strict=False))
+                or candidate_colours(maps),
+                "method": md.get("method", "fit"),
                 "summary": maps.summary(),
                 "mean_e0": results.digest(uid)["mean_e0"],
                 "shape": list(maps.thickness.shape),
@@ -232,7 +288,12 @@ def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
                 "shifts": {"dy": maps.shifts[:, 0], "dx": maps.shifts[:, 1]},
                 "mean": mean,
                 "maps": [
-                    {"name": n, "title": map_title(n, maps), "url": f"/maps/{path}/{n}.png"}
+                    {
+                        "name": n,
+                        "title": map_title(n, maps),
+                        "url": f"/maps/{path}/{n}.png",
+                        "legend": label_legend(maps, n),
+                    }
                     for n in names
                 ],
                 "plots": {
@@ -243,6 +304,7 @@ def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
                 "pixels_in_memory": uid in source.kept_scans(),
                 "normalization": md.get("normalization"),
                 "thresholds": md.get("thresholds"),
+                "corrections": {k: md[k] for k in CORRECTIONS if k in md},
                 "notes": md.get("notes", []),
                 "timings": md.get("timings"),
             }
@@ -274,6 +336,48 @@ def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
             },
         )
         return _json(spectrum)
+
+    def region(request: Request) -> Response:
+        uid = request.path_params["uid"]
+        try:
+            wanted = parse_region(request.query_params)
+            maps = results.maps(uid)  # 404 for a scan with no maps, 409 before they are done
+            spectrum = source.region_spectrum(uid, wanted).as_dict()
+        except XanesStreamError as exc:
+            return _error(exc)
+        spectrum.update(uid=uid, kind=wanted.kind, reference_names=maps.reference_names)
+        wanted_format = request.query_params.get("format", "json")
+        if wanted_format == "json":
+            return _json(spectrum)
+        if wanted_format not in _SPECTRUM_FORMATS:
+            return _json(
+                {"error": f"format must be json, csv, xdi or prj, not {wanted_format!r}"}, 400
+            )
+        return _spectrum_file(spectrum, maps, wanted_format)
+
+    def value(request: Request) -> Response:
+        """Every map's value at one pixel (for the value under the cursor)."""
+        uid = request.path_params["uid"]
+        try:
+            y, x = parse_pixel(request.query_params)
+            maps = results.maps(uid)
+        except XanesStreamError as exc:
+            return _error(exc)
+        ny, nx = maps.thickness.shape
+        if not (0 <= y < ny and 0 <= x < nx):
+            return _json({"error": f"pixel ({y}, {x}) is outside the {ny} x {nx} image"}, 400)
+        values = {
+            f"fractions/{n}": maps.fractions[i, y, x] for i, n in enumerate(maps.reference_names)
+        }
+        values.update({name: getattr(maps, name)[y, x] for name in IMAGE_MAPS})
+        values["mask"] = bool(values["mask"])
+        try:
+            particles = source.labels(uid).get("particles")
+        except XanesStreamError:  # frames not kept: no particle labels at hand
+            particles = None
+        if particles is not None:
+            values["particle"] = int(particles[y, x])
+        return _json({"uid": uid, "y": y, "x": x, "values": values})
 
     def series(request: Request) -> Response:
         name = request.query_params.get("name")
@@ -309,6 +413,8 @@ def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
             Route("/api/series", series),
             Route("/api/scans/{uid}", scan),
             Route("/api/scans/{uid}/pixel", pixel),
+            Route("/api/scans/{uid}/region", region),
+            Route("/api/scans/{uid}/value", value),
             Route("/maps/{uid}/{name:path}", png),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

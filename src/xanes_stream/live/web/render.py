@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.colors import BoundaryNorm, ListedColormap, to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from xanes_stream.errors import XanesStreamError
 from xanes_stream.io.plotting import rgb_composite
-from xanes_stream.pipeline.results import Maps
+from xanes_stream.pipeline.results import IMAGE_MAPS, Maps
 
 #: Colours of references 1, 2, 3 (as in the RGB composite), then more.
 REFERENCE_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#9467bd", "#ff7f0e", "#8c564b")
@@ -52,11 +52,30 @@ MAP_SPECS = {
     "peak_energy": MapSpec("white-line peak (eV)", "plasma", in_mask=True),
     "mask": MapSpec("mask: pixels analysed", "gray", 0.0, 1.0),
     "clusters": MapSpec("k-means clusters", "tab10"),
+    # a first look's (no references), from its product
+    "white_line_height": MapSpec("white-line height (normalized)", "viridis", in_mask=True),
+    "pre_edge": MapSpec("pre-edge level at E0 (OD)", "gray"),
 }
+
+#: The maps of a first look (no references): no fractions, no fit quality, its own images.
+FIRST_LOOK_MAPS = ("thickness", "edge_energy", "peak_energy", "white_line_height", "pre_edge")
+
+
+def _first_look_images(maps: Maps) -> dict[str, np.ndarray]:
+    look = maps.products.get("first_look")
+    return look.images if look is not None and not maps.reference_names else {}
 
 
 def map_names(maps: Maps) -> list[str]:
-    """Every image this scan has, as served: fractions first, the composite, then the rest."""
+    """Every image this scan has, as served: fractions first, the composite, then the rest
+    (a first look's: its edge, white-line and pre-edge maps, the mask and the clusters)."""
+    if not maps.reference_names:
+        images = _first_look_images(maps)
+        return [
+            *(n for n in FIRST_LOOK_MAPS if n in IMAGE_MAPS or n in images),
+            "mask",
+            "clusters",
+        ]
     return [
         *(f"fractions/{name}" for name in maps.reference_names),
         "rgb",
@@ -68,7 +87,61 @@ def map_names(maps: Maps) -> list[str]:
         "clusters",
         "error",
         "chi2_red",
+        *(
+            f"fraction_errors/{name}"
+            for name in (maps.reference_names if maps.fraction_errors is not None else ())
+        ),
     ]
+
+
+#: Maps of labels (a few discrete values): drawn with a key of each label's colour.
+LABEL_MAPS = ("clusters", "mask")
+
+
+def label_legend(maps: Maps, name: str) -> list[dict] | None:
+    """The discrete colour key of a label map: ``[{"value", "label", "colour"}, ...]`` in the
+    colours :func:`render_map` draws them; None for a map of continuous values.
+
+    Parameters
+    ----------
+    maps : Maps
+        The scan's maps.
+    name : str
+        A served map name.
+
+    Returns
+    -------
+    list of dict or None
+    """
+    if name == "mask":
+        return [
+            {"value": 0, "label": "outside the mask", "colour": to_hex(colormaps["gray"](0.0))},
+            {"value": 1, "label": "in the mask", "colour": to_hex(colormaps["gray"](1.0))},
+        ]
+    if name != "clusters":
+        return None
+    colours = _cluster_colours(maps)
+    return [
+        {"value": i, "label": "no cluster" if i == 0 else f"cluster {i}", "colour": c}
+        for i, c in enumerate(colours)
+    ]
+
+
+def candidate_colours(maps: Maps) -> dict[str, str]:
+    """A first look's candidate references (``cluster1``, ...) in their clusters' colours."""
+    colours = _cluster_colours(maps)
+    look = maps.products.get("first_look")
+    names = look.metadata.get("candidate_references", []) if look is not None else []
+    return {name: colours[i % (len(colours) - 1) + 1] for i, name in enumerate(names)}
+
+
+def _cluster_colours(maps: Maps) -> list[str]:
+    """Colour of cluster 0 (none), 1, 2, ...: grey, then tab10 (then tab20 past 10)."""
+    values = np.asarray(maps.clusters, dtype=float)
+    finite = values[np.isfinite(values)]
+    n = max(int(finite.max()) if finite.size else 0, 1)
+    palette = colormaps["tab10" if n <= 10 else "tab20"].colors
+    return [_NAN_COLOUR, *(to_hex(palette[i % len(palette)]) for i in range(n))]
 
 
 def layout(shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[float, float, float, float]]:
@@ -88,9 +161,13 @@ def map_title(name: str, maps: Maps) -> str:
     """A person's title of a served map name."""
     if name.startswith("fractions/"):
         return f"fraction of {name.split('/', 1)[1]}"
+    if name.startswith("fraction_errors/"):
+        if maps.fraction_errors is None or name not in map_names(maps):
+            raise UnknownMap(f"no map {name!r}; have {map_names(maps)}")
+        return f"1-sigma error of the {name.split('/', 1)[1]} fraction"
     if name == "rgb":
         return "RGB: " + " / ".join(maps.reference_names[:3])
-    if name not in MAP_SPECS:
+    if name not in MAP_SPECS or name not in map_names(maps):
         raise UnknownMap(f"no map {name!r}; have {map_names(maps)}")
     return MAP_SPECS[name].title
 
@@ -122,9 +199,14 @@ def render_map(maps: Maps, name: str, *, title_prefix: str = "") -> bytes:
     if name.startswith("fractions/"):
         values = maps.fraction(name.split("/", 1)[1]) * inside
         spec = MapSpec(title, "viridis", 0.0, 1.0)
+    elif name.startswith("fraction_errors/"):
+        index = maps.reference_names.index(name.split("/", 1)[1])
+        values = maps.fraction_errors[index] * inside
+        spec = MapSpec(title, "magma")
     else:
         spec = MAP_SPECS[name]
-        values = np.asarray(getattr(maps, name), dtype=float)
+        images = _first_look_images(maps)
+        values = np.asarray(images[name] if name in images else getattr(maps, name), dtype=float)
         if spec.in_mask:
             values = values * inside
     values = np.asarray(values, dtype=float)
@@ -139,8 +221,8 @@ def render_map(maps: Maps, name: str, *, title_prefix: str = "") -> bytes:
         if vmin == vmax:
             vmin, vmax = vmin - 0.5, vmax + 0.5
     if name == "clusters":
-        n = max(int(np.nanmax(values)) if finite.size else 0, 1)
-        colours = [_NAN_COLOUR, *colormaps["tab10"].colors[:n]]  # 0: outside the mask
+        colours = _cluster_colours(maps)  # 0: outside the mask
+        n = len(colours) - 1
         cmap = ListedColormap(colours).with_extremes(bad=_NAN_COLOUR)
         norm = BoundaryNorm(np.arange(-0.5, n + 1.5), cmap.N)
         vmin = vmax = None
@@ -153,15 +235,20 @@ def render_map(maps: Maps, name: str, *, title_prefix: str = "") -> bytes:
         interpolation=interpolation,
         aspect="auto",
     )
+    legend = label_legend(maps, name)
+    if legend is not None:  # discrete labels: a key of colours, not a colour bar
+        cax.axis("off")
+        short = {"outside the mask": "out", "in the mask": "in", "no cluster": "none"}  # 92 px
+        handles = [
+            Patch(facecolor=e["colour"], edgecolor="#888", label=short.get(e["label"], e["value"]))
+            for e in legend
+        ]
+        cax.legend(handles=handles, loc="upper left", fontsize=8, frameon=False, borderpad=0)
+        return _png(fig)
     bar = fig.colorbar(image, cax=cax)
     bar.ax.tick_params(labelsize=8)
-    if name == "mask":
-        bar.set_ticks([0, 1], labels=["out", "in"])
-    elif name == "clusters":
-        bar.set_ticks(range(n + 1), labels=["none", *(str(i) for i in range(1, n + 1))])
-    else:
-        bar.formatter.set_useOffset(False)  # 8345 eV, not 45 + 8.3e3
-        bar.update_ticks()
+    bar.formatter.set_useOffset(False)  # 8345 eV, not 45 + 8.3e3
+    bar.update_ticks()
     return _png(fig)
 
 
@@ -171,15 +258,20 @@ def render_spectrum(
     fit: np.ndarray,
     components: dict[str, np.ndarray],
     title: str,
+    candidates: dict[str, tuple[np.ndarray, np.ndarray, str]] | None = None,
 ) -> bytes:
-    """A PNG of a normalized spectrum, its fit and the fitted reference components."""
+    """A PNG of a normalized spectrum, its fit and the fitted reference components; a first
+    look's ``candidates`` (name -> energies, spectrum, colour) as solid lines."""
     fig = Figure(figsize=(5.6, 3.4), dpi=_DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.plot(energies, spectrum, "k.", ms=4, label="data")
-    ax.plot(energies, fit, "-", color="#444", lw=1.5, label="fit")
+    if np.isfinite(np.asarray(fit, dtype=float)).any():  # a first look has none
+        ax.plot(energies, fit, "-", color="#444", lw=1.5, label="fit")
     for (name, values), colour in zip(components.items(), REFERENCE_COLOURS, strict=False):
         ax.plot(energies, values, "--", color=colour, lw=1, label=name)
+    for name, (x, values, colour) in (candidates or {}).items():
+        ax.plot(x, values, "-", color=colour, lw=1, label=f"{name} (candidate reference)")
     ax.set_xlabel("energy (eV)")
     ax.set_ylabel("normalized absorption")
     ax.set_title(title, fontsize=10)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from xanes_stream.live.records import ScanRecord
+    from xanes_stream.pipeline.regions import Region, RegionSpectrum
     from xanes_stream.pipeline.results import Maps
     from xanes_stream.spectra.pixel import SpectrumFit
     from xanes_stream.spectra.references import Reference
@@ -47,6 +48,16 @@ class ScanSource(Protocol):
     def pixel_spectrum(self, uid: str, y: int, x: int) -> SpectrumFit:
         """Pixel (y, x) of a kept scan: its normalized spectrum and fit (raises
         :class:`~xanes_stream.errors.StackNotKept` for a scan not kept)."""
+        ...
+
+    def region_spectrum(self, uid: str, region: Region) -> RegionSpectrum:
+        """The mean spectrum of ``region`` of a kept scan and its fit (raises
+        :class:`~xanes_stream.errors.StackNotKept` for a scan not kept,
+        :class:`~xanes_stream.errors.AnalysisError` for a bad region)."""
+        ...
+
+    def labels(self, uid: str) -> dict:
+        """The label maps kept with a scan: ``clusters``, ``mask``, ``particles`` (or None)."""
         ...
 
     def read_maps(self, uid: str) -> Maps:

@@ -26,6 +26,7 @@ BUILTIN = (
     "particles",
     "fronts",
     "ml",
+    "topography",
 )
 
 
@@ -35,7 +36,9 @@ class Analysis:
 
     ``maps_only``: it reads only the maps, so the frames need not be edge-normalized for it;
     ``loads_models``: its ``run`` takes a ``load_model`` keyword (a reader of model files,
-    which the layers above the pipeline provide).
+    which the layers above the pipeline provide); ``volumes``: it also runs on a volume's
+    maps (their ``edge_energy`` (nz, ny, nx)), from
+    :func:`~xanes_stream.pipeline.product_runner.run_volume_products`.
     """
 
     name: str
@@ -43,13 +46,19 @@ class Analysis:
     run: Callable
     maps_only: bool = False
     loads_models: bool = False
+    volumes: bool = False
 
 
 _REGISTRY: dict[str, Analysis] = {}
 
 
 def register(
-    name: str, settings: type[_Section], *, maps_only: bool = False, loads_models: bool = False
+    name: str,
+    settings: type[_Section],
+    *,
+    maps_only: bool = False,
+    loads_models: bool = False,
+    volumes: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Decorator that registers an adapter ``run`` as the analysis ``name``.
 
@@ -60,8 +69,8 @@ def register(
     settings : type
         Its settings section (a :class:`~xanes_stream.pipeline.section._Section` with an
         ``enabled`` field).
-    maps_only, loads_models : bool
-        As in :class:`Analysis`.
+    maps_only, loads_models, volumes : bool
+        As in :class:`Analysis` (``volumes`` needs ``maps_only``).
 
     Returns
     -------
@@ -70,7 +79,9 @@ def register(
     """
 
     def decorate(run: Callable) -> Callable:
-        _REGISTRY[name] = Analysis(name, settings, run, maps_only, loads_models)
+        if volumes and not maps_only:
+            raise ValueError(f"analysis {name!r}: only maps-only analyses can run on volumes")
+        _REGISTRY[name] = Analysis(name, settings, run, maps_only, loads_models, volumes)
         return run
 
     return decorate

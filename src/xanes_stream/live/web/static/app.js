@@ -82,6 +82,9 @@ function stateCell(s) {
     extra = h("div", { class: "progress" }, h("div", { style: { width: `${fmt(share, 1)}%` } }));
   } else if (status === "done" && Number.isFinite(s.latency)) {
     text = `done · ${fmt(s.latency, 1)} s`;
+  }
+  if (status === "done" && s.reason) {  // a first look without references; a result kept
+    extra = h("div", { class: "reason note" }, s.reason);
   } else if (status === "failed") {
     extra = h("div", { class: "reason" }, s.reason);
   }
@@ -200,24 +203,29 @@ function renderDetail(d) {
     d.reference_names.map((n) => chip(fmt(d.summary.mean_fractions[n], 3),
       h("span", { class: "swatch", style: { background: referenceColour(d, n) } }), `mean fraction ${n}`)),
     chip(`${fmt(d.mean_e0, 1)} eV`, "mean edge energy E0"),
-    chip(Number.isFinite(median) ? median.toExponential(1) : "–", "median R-factor"),
+    d.method === "first_look"
+      ? chip(Object.keys(d.mean.candidates || {}).length, "clusters: candidate references (no references: a first look)")
+      : chip(Number.isFinite(median) ? median.toExponential(1) : "–", "median R-factor"),
     chip(d.summary.mask_pixels, "pixels in the mask"));
-  show($("maps"), d.maps.map((m) => {
-    const img = h("img", { src: localUrl(m.url), alt: m.title, "data-name": m.name, loading: "eager" });
-    img.addEventListener("click", onMapClick);
-    return h("figure", { class: "map", "data-name": m.name }, h("div", { class: "frame" }, img),
-      h("figcaption", {}, h("span", {}, m.title),
-        h("a", { class: "png-link", href: localUrl(m.url), target: "_blank", rel: "noopener" }, "PNG")));
-  }));
+  show($("maps"), d.maps.map(mapFigure));  // explore.js: zoom, pan, regions, value, keys
+  resetView();
+  drawPlot($("region-plot"), [], { empty: d.pixels_in_memory ? "drag a rectangle on a map, or click a cluster" : "frames not kept in memory" });
+  $("region-caption").textContent = "Region: drag a rectangle on a map";
+  $("region-info").textContent = "";
   $("spectrum-png").href = localUrl(d.plots.spectrum);
   $("shifts-png").href = localUrl(d.plots.shifts);
   const mean = d.mean;
   const series = [
     { x: mean.energies, y: mean.normalized, label: "mean in mask", colour: "#000", style: "dots" },
-    { x: mean.energies, y: mean.fit, label: "fit", colour: "#444", width: 2 },
   ];
+  if (mean.fit.some(Number.isFinite)) {  // a first look has no fit
+    series.push({ x: mean.energies, y: mean.fit, label: "fit", colour: "#444", width: 2 });
+  }
   for (const [name, values] of Object.entries(mean.components || {})) {
     series.push({ x: mean.energies, y: values, label: `${name} × ${fmt(mean.fractions[name], 2)}`, colour: referenceColour(d, name), style: "dash" });
+  }
+  for (const [name, values] of Object.entries(mean.candidates || {})) {  // a first look's clusters
+    series.push({ x: mean.candidate_energies, y: values, label: `${name} (candidate reference)`, colour: referenceColour(d, name), width: 1.5 });
   }
   drawPlot($("mean-plot"), series, { xlabel: "energy (eV)", ylabel: "normalized absorption", xFormat: (v) => v.toFixed(0) });
   const frames = d.shifts.dy.map((_, i) => i);
@@ -231,22 +239,35 @@ function renderDetail(d) {
   drawPlot($("pixel-plot"), [], { empty: d.pixels_in_memory ? "click a pixel of any map" : "frames not kept in memory" });
   $("pixel-info").textContent = "";
   $("details-text").textContent = JSON.stringify(
-    { normalization: d.normalization, thresholds: d.thresholds, notes: d.notes, timings: d.timings }, null, 2);
+    { normalization: d.normalization, thresholds: d.thresholds, corrections: d.corrections, notes: d.notes, timings: d.timings }, null, 2);
+  $("corrections").textContent = describeCorrections(d.corrections || {});
   if (d.series) loadSeries(d.series); else $("series-panel").hidden = true;
+}
+
+// What was done to the spectra before the fit, in one line a person reads.
+function describeCorrections(c) {
+  const parts = [];
+  if (c.energy_shifts) {
+    parts.push("energy shifts " + Object.entries(c.energy_shifts).map(([k, v]) => `${k} ${Number(v).toFixed(2)} eV`).join(", "));
+  }
+  if (c.self_absorption) parts.push(`self-absorption corrected (${c.self_absorption.formula || "sample"})`);
+  if (c.denoise && c.denoise.pca) parts.push(`PCA denoised to ${c.denoise.pca.components} components`);
+  if (c.denoise && c.denoise.spikes) parts.push("spikes removed");
+  if (c.tomography) parts.push(`reconstructed from projections (${c.tomography.method || "fbp"})`);
+  return parts.length ? "Corrections: " + parts.join(" · ") : "";
 }
 
 // --- a pixel's spectrum ------------------------------------------------------------------------------
 async function onMapClick(event) {
   const d = state.detail;
   if (!d) return;
+  if (mapView.suppressClick) return;  // the end of a drag, not a click
   const img = event.currentTarget;
-  const rect = img.getBoundingClientRect();
-  const [left, top, width, height] = d.image.box;
-  const u = ((event.clientX - rect.left) / rect.width - left) / width;
-  const v = ((event.clientY - rect.top) / rect.height - top) / height;
-  if (u < 0 || u >= 1 || v < 0 || v >= 1) return;  // on the title or the colour bar
-  const x = Math.floor(u * d.shape[1]);
-  const y = Math.floor(v * d.shape[0]);
+  const at = pixelAt(event, img);
+  if (!at) return;  // on the title or the colour bar
+  if (polygonClick(event, img)) return;  // alt + click: a vertex of a polygon (explore.js)
+  if (await clickedLabel(img, at)) return;  // a cluster or particle: its region
+  const { x, y } = at;
   state.pixel = { x, y };
   placeMarkers();
   $("pixel-caption").textContent = `Pixel (x ${x}, y ${y}): normalized spectrum and fit`;
@@ -275,10 +296,10 @@ function placeMarkers() {
   for (const frame of $("maps").querySelectorAll(".frame")) {
     let marker = frame.querySelector(".marker");
     if (!p) { if (marker) marker.remove(); continue; }
-    if (!marker) { marker = document.createElement("div"); marker.className = "marker"; frame.appendChild(marker); }
-    const [left, top, width, height] = d.image.box;
-    marker.style.left = `${100 * (left + width * (p.x + 0.5) / d.shape[1])}%`;
-    marker.style.top = `${100 * (top + height * (p.y + 0.5) / d.shape[0])}%`;
+    if (!marker) { marker = document.createElement("div"); marker.className = "marker"; frame.querySelector(".view").appendChild(marker); }
+    // the view is the image's box (explore.js), zoomed and panned with it
+    marker.style.left = `${100 * (p.x + 0.5) / d.shape[1]}%`;
+    marker.style.top = `${100 * (p.y + 0.5) / d.shape[0]}%`;
   }
 }
 

@@ -1,0 +1,176 @@
+"""A tomographic XANES run collected for the service: each energy reconstructed as soon as its
+projections are in, and at the stop a :class:`~.job.ScanJob` whose frames are the volumes
+(n_energy, nz, nx, nx), analysed like any 3-D scan (slice by slice, absorbance).
+
+The router picks this callback for runs whose start document has ``md["xanes"]["tomography"]``
+(see :mod:`.tomo_callback` for its keys). Images come inline in the events (files named by
+resource documents are not read for tomographic runs yet: such a run fails with that reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+from event_model import DocumentRouter, unpack_event_page
+
+from xanes_stream.documents.job import Progress, ScanJob
+from xanes_stream.documents.limits import Limits
+from xanes_stream.documents.start import read_start, short
+from xanes_stream.documents.tomo_callback import _SETTINGS
+from xanes_stream.errors import XanesStreamError
+from xanes_stream.pipeline.tomograms import EnergyTomograms
+from xanes_stream.profiles import Profile
+
+__all__ = ["TomographyScanCallback"]
+
+log = logging.getLogger(__name__)
+
+
+class TomographyScanCallback(DocumentRouter):
+    """Collects one tomographic run; at its stop hands a :class:`ScanJob` of volumes on."""
+
+    def __init__(
+        self,
+        start: dict,
+        profile: Profile,
+        submit: Callable[[ScanJob], None],
+        progress: Progress | None = None,
+        limits: Limits = Limits(),  # noqa: B008 (frozen)
+    ) -> None:
+        super().__init__()
+        self.submit = submit
+        self.progress = progress or (lambda job, seen, expected: None)
+        self.closed = False
+        self.max_bytes = limits.max_scan_bytes
+        md = start.get("xanes") if isinstance(start.get("xanes"), dict) else {}
+        reading = read_start(start, md, profile, limits)
+        self.job = ScanJob(
+            uid=start["uid"],
+            start=start,
+            stop=None,
+            profile=profile,
+            references=reading.references,
+            received_at=time.time(),
+            failure=reading.failure,
+        )
+        self.job.settings = reading.settings
+        self.expected = reading.expected
+        self.label = f"tomographic scan {short(start.get('scan_id'))} ({start['uid'][:8]})"
+        self.primary: set[str] = set()
+        self.seen = 0
+        self.tomograms: EnergyTomograms | None = None
+        tomo = md.get("tomography") if isinstance(md.get("tomography"), dict) else {}
+        try:
+            self.keys = tuple(str(tomo[k]) for k in ("image_key", "energy_key", "angle_key"))
+            self.tomograms = EnergyTomograms(
+                np.asarray(tomo["angles"], dtype=np.float64),
+                mode=str(tomo.get("mode", "transmission")),
+                tomography={k: v for k, v in tomo.items() if k in _SETTINGS},
+                on_volume=self._volume,
+            )
+        except KeyError as exc:
+            self._fail(f"xanes.tomography has no {exc.args[0]!r}")
+        except (XanesStreamError, TypeError, ValueError) as exc:
+            self._fail(f"xanes.tomography is not usable: {exc}")
+        log.info("received %s: %s projections expected", self.label, self.expected or "?")
+
+    def __call__(self, name, doc, validate=False):
+        if self.closed or (self.job.failure is not None and name != "stop"):
+            return None
+        try:
+            return super().__call__(name, doc, validate)
+        except MemoryError:
+            self._fail(f"out of memory on a {name} document: the scan is too large to hold")
+        except Exception as exc:  # whatever it was, the run gets a record of it
+            self._fail(f"cannot use a {name} document: {type(exc).__name__}: {exc}")
+        if name == "stop" and not self.closed:
+            self._submit()
+        return None
+
+    def _fail(self, reason: str) -> None:
+        if self.job.failure is None:
+            self.job.failure = reason
+            log.error("%s: %s", self.label, reason)
+        self.tomograms = None
+
+    def _volume(self, energy: float, volume: np.ndarray) -> None:
+        log.info("%s: %g eV reconstructed", self.label, energy)
+
+    def descriptor(self, doc):
+        if doc.get("name") == "primary":
+            self.primary.add(doc["uid"])
+
+    def event_page(self, doc):
+        for event in unpack_event_page(doc):
+            self.event(event)
+
+    def event(self, doc):
+        if self.tomograms is None or doc.get("descriptor") not in self.primary:
+            return
+        data = doc.get("data", {})
+        missing = [k for k in self.keys if k not in data]
+        if missing:
+            self._fail(f"event {short(doc.get('seq_num'))} has no {missing}")
+            return
+        image_key, energy_key, angle_key = self.keys
+        if isinstance(data[image_key], str):
+            self._fail("tomographic runs need images inline in the events (not in files) for now")
+            return
+        try:
+            self.tomograms.add(
+                float(data[energy_key]), float(data[angle_key]), np.asarray(data[image_key])
+            )
+        except XanesStreamError as exc:
+            self._fail(str(exc))
+            return
+        self.seen += 1
+        held = self.tomograms.nbytes
+        if self.max_bytes and held > self.max_bytes:
+            self._fail(
+                f"the scan's projections and volumes need more than {held / 2**20:.0f} MiB, "
+                f"beyond limits.max_scan_bytes ({self.max_bytes / 2**20:.0f} MiB)"
+            )
+            return
+        self.progress(self.job, self.seen, self.expected)
+
+    def stop(self, doc):
+        self.job.stop = doc
+        self.job.stopped_at = time.time()
+        if self.job.failure is None and doc.get("exit_status", "success") != "success":
+            self._fail(f"run ended with exit_status {short(doc.get('exit_status'))!r}")
+        if self.job.failure is None and self.tomograms is not None:
+            try:
+                energies, volumes = self.tomograms.stack()
+            except XanesStreamError as exc:
+                self._fail(str(exc))
+            else:
+                self.job.frames, self.job.energies = volumes, energies
+                self.job.shifts = np.zeros((energies.size, 2))
+                centers = ", ".join(
+                    f"{c:.2f}" for c in sorted(set(self.tomograms.centers.values()))
+                )
+                self.job.notes.append(
+                    f"reconstructed per energy ({self.tomograms.tomography.method}, "
+                    f"{self.tomograms.angles.size} angles, rotation centre {centers})"
+                )
+                missing = self.tomograms.incomplete
+                if missing:
+                    self.job.notes.append(f"{len(missing)} energies left out: projections missing")
+                self.job.timings["stack"] = time.time() - self.job.stopped_at
+        self.tomograms = None
+        self._submit()
+
+    def evict(self, reason: str) -> None:
+        """Give up on this run before its stop: fail it with ``reason`` and hand it on."""
+        if self.closed:
+            return
+        self._fail(reason)
+        self.job.stopped_at = time.time()
+        self._submit()
+
+    def _submit(self) -> None:
+        self.closed = True
+        self.submit(self.job)

@@ -1,0 +1,68 @@
+"""The router hands a tomographic run on as a job of reconstructed volumes, which the one
+orchestration maps like any 3-D scan."""
+
+import numpy as np
+from bluesky import RunEngine
+from scipy import ndimage as ndi
+
+from xanes_stream.documents.router import SafeRouter
+from xanes_stream.pipeline.scan import analyze_scan
+from xanes_stream.profiles import load_profile
+from xanes_stream.sim.devices import SimAxis
+from xanes_stream.sim.tomo_devices import TomoCamera, tomo_xanes_scan
+from xanes_stream.sim.tomography import make_tomo_phantom
+
+
+def test_a_tomographic_run_becomes_a_job_of_volumes():
+    phantom = make_tomo_phantom(20, n_angles=30, center_offset=0.6, seed=8)
+    energy, rotation = SimAxis(name="energy", egu="eV"), SimAxis(name="rotation", egu="deg")
+    camera = TomoCamera(name="cam", phantom=phantom, energy=energy, rotation=rotation)
+    jobs, progress = [], []
+    router = SafeRouter(
+        load_profile("sim"),
+        [],
+        jobs.append,
+        progress=lambda job, seen, expected: progress.append((seen, expected)),
+    )
+    engine = RunEngine({}, context_managers=[])
+    engine.subscribe(router)
+    engine(tomo_xanes_scan(camera, energy, rotation))
+
+    (job,) = jobs
+    assert job.failure is None, job.failure
+    assert job.frames.shape == (phantom.energies.size, 20, 20, 20)
+    np.testing.assert_allclose(job.energies, phantom.energies)
+    assert progress[-1] == (phantom.energies.size * 30,) * 2
+    (note,) = [n for n in job.notes if "reconstructed per energy" in n]
+    assert abs(float(note.rsplit("centre ", 1)[1].rstrip(")")) - phantom.center) < 0.5
+
+    maps = analyze_scan(job.frames, job.energies, phantom.references, mode="absorbance")
+    inner = ndi.binary_erosion(phantom.labels > 0)
+    assert np.abs(maps.fractions[:, inner] - phantom.fractions[:, inner]).mean() < 0.1
+
+
+def test_a_tomographic_run_without_its_keys_fails_with_a_reason():
+    jobs = []
+    router = SafeRouter(load_profile("sim"), [], jobs.append)
+    md = {"references": ["NiO"], "tomography": {"angles": [0, 90, 180]}}
+    router("start", {"uid": "0f" * 16, "time": 0.0, "xanes": md, "plan_name": "tomo_xanes_scan"})
+    router("stop", {"uid": "1f" * 16, "run_start": "0f" * 16, "time": 1.0,
+                    "exit_status": "success"})  # fmt: skip
+    (job,) = jobs
+    assert job.failure == "xanes.tomography has no 'image_key'" and job.frames is None
+
+
+def test_a_tomographic_run_beyond_the_memory_limit_fails_with_a_reason():
+    from xanes_stream.documents.limits import Limits
+
+    phantom = make_tomo_phantom(16, n_angles=20, energies=np.linspace(8250, 8450, 3), seed=2)
+    energy, rotation = SimAxis(name="energy", egu="eV"), SimAxis(name="rotation", egu="deg")
+    camera = TomoCamera(name="cam", phantom=phantom, energy=energy, rotation=rotation)
+    jobs = []
+    limit = 20 * 16 * 16 * 4 * 2  # two energies' projections; the volumes come on top
+    router = SafeRouter(load_profile("sim"), [], jobs.append, limits=Limits(max_scan_bytes=limit))
+    engine = RunEngine({}, context_managers=[])
+    engine.subscribe(router)
+    engine(tomo_xanes_scan(camera, energy, rotation))
+    (job,) = jobs
+    assert "limits.max_scan_bytes" in job.failure and job.frames is None
