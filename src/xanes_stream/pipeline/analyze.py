@@ -35,6 +35,7 @@ from xanes_stream.pipeline.frames import (
     select_frames,
     source_of,
 )
+from xanes_stream.pipeline.model_choice import fit_model
 from xanes_stream.pipeline.od_fit import background_plan, fit_optical_density
 from xanes_stream.pipeline.plan import Plan, block_mu, make_plan
 from xanes_stream.pipeline.results import Maps
@@ -43,7 +44,7 @@ from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
 from xanes_stream.spectra.energies import Units, in_kev, to_ev
 from xanes_stream.spectra.features import edge_energy, peak_energy
 from xanes_stream.spectra.fit import solve
-from xanes_stream.spectra.masks import kmeans_clusters, quality_mask
+from xanes_stream.spectra.masks import kmeans_clusters, quality_mask, snr_mask
 from xanes_stream.spectra.references import Reference, looks_normalized
 from xanes_stream.spectra.two_energy import estimate_od_noise
 
@@ -51,7 +52,17 @@ Mode = Literal["transmission", "fluorescence", "absorbance"]
 ReferencesLike = Sequence[Reference] | Mapping[str, Reference | tuple[np.ndarray, np.ndarray]]
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
-_BLOCK_MAPS = ("thickness", "error", "r_factor", "chi2_red", "edge_energy", "peak_energy")
+_BLOCK_MAPS = (
+    "thickness",
+    "error",
+    "r_factor",
+    "chi2_red",
+    "edge_energy",
+    "peak_energy",
+    "edge_snr",
+)
+#: The maps a fit makes of each pixel, NaN outside the mask by default (``mask.outside``)
+_FITTED_MAPS = ("error", "r_factor", "chi2_red", "edge_energy", "peak_energy")
 _WORKERS = 2
 
 
@@ -298,7 +309,8 @@ def analyze(
     refs, fitted_shifts = calibrate_references(settings, refs, selected, source, notes, out_shifts)
     energy_shifts.update(fitted_shifts)
     plan = make_plan(settings, refs, selected, source)
-    if settings.fit.model == "optical_density":
+    model, model_evidence = fit_model(plan, settings, source.sample_mu, notes)
+    if model == "optical_density":
         plan = dataclasses.replace(plan, background=background_plan(plan, settings))
     sample_mu = source.sample_mu
     plan, pca = plan_denoising(plan, settings, sample_mu, notes)
@@ -340,12 +352,7 @@ def analyze(
     # Whole-image steps: mask, clusters, mean spectrum.
     t0 = time.perf_counter()
     valid = out["valid"]
-    mask, t_thr, r_thr = quality_mask(
-        np.where(valid, out["thickness"], np.nan),
-        np.where(valid, out["r_factor"], np.nan),
-        thickness_threshold=settings.mask.thickness_threshold,
-        r_factor_threshold=settings.mask.r_factor_threshold,
-    )
+    mask, thresholds = _sample_mask(out, settings.mask, notes)
     mask &= valid
     clusters = kmeans_clusters(
         out["features"],
@@ -363,6 +370,8 @@ def analyze(
     invalid = int((~valid).sum())
     if invalid:
         notes.append(f"{invalid} pixels had too many bad values or a zero edge step; set to NaN")
+    if settings.mask.outside == "nan":
+        _blank_outside(out, mask)
     metadata = {
         "software": "xanes-stream",
         "version": __version__,
@@ -372,7 +381,8 @@ def analyze(
         "reference_sources": {r.name: r.source for r in refs},
         "settings": settings.model_dump(mode="json"),
         "normalization": plan.operator.windows.as_dict(),
-        "thresholds": {"thickness": t_thr, "r_factor": r_thr},
+        "fit_model": {"model": model, **model_evidence},
+        "thresholds": thresholds,
         "dropped_energies": [float(energies[i]) for i in dropped],
         "timings": timings,
         "notes": notes,
@@ -403,6 +413,51 @@ def analyze(
         metadata=metadata,
         fraction_errors=out.get("fraction_errors"),
     )
+
+
+def _sample_mask(out: dict, mask_settings, notes: list[str]) -> tuple[np.ndarray, dict]:
+    """The sample pixels (``mask_settings.method``) and the thresholds that drew them."""
+    valid = out["valid"]
+    thickness = np.where(valid, out["thickness"], np.nan)
+    r_factor = np.where(valid, out["r_factor"], np.nan)
+    edge_snr = np.where(valid, out["edge_snr"], np.nan)
+    if mask_settings.method == "snr" and np.isfinite(edge_snr).any():
+        mask = snr_mask(
+            edge_snr,
+            thickness,
+            mask_settings.min_snr,
+            r_factor=r_factor,
+            thickness_threshold=mask_settings.thickness_threshold,
+            r_factor_threshold=mask_settings.r_factor_threshold,
+        )
+        return mask, {
+            "method": "snr",
+            "min_snr": mask_settings.min_snr,
+            "thickness": mask_settings.thickness_threshold,
+            "r_factor": mask_settings.r_factor_threshold,
+        }
+    if mask_settings.method == "snr":
+        notes.append(
+            "mask: Otsu's thresholds, not the edge step's signal-to-noise (the noise is measured "
+            "on the pre-edge line, which needs at least 4 pre-edge energies)"
+        )
+    mask, t_thr, r_thr = quality_mask(
+        thickness,
+        r_factor,
+        thickness_threshold=mask_settings.thickness_threshold,
+        r_factor_threshold=mask_settings.r_factor_threshold,
+    )
+    return mask, {"method": "otsu", "thickness": t_thr, "r_factor": r_thr}
+
+
+def _blank_outside(out: dict, mask: np.ndarray) -> None:
+    """NaN outside ``mask`` in every fitted map of ``out`` (in place)."""
+    outside = ~mask
+    for name in _FITTED_MAPS:
+        out[name][outside] = np.nan
+    for name in ("fractions", "fraction_errors"):
+        if name in out:
+            out[name][:, outside] = np.nan
 
 
 def _store_rows(out: dict, rows: slice, result: dict, nx: int) -> None:
@@ -541,8 +596,9 @@ def _analyze_block(
             errors = plan.uncertainty.errors(mu[fit], z, coefficients, step)
         if settings.fit.sum_to_one == "normalize":
             coefficients = coefficients / coefficients.sum(axis=0)  # NaN where nothing fits
+        pre_variance = _pre_edge_noise(mu, pre, np.ones_like(step), plan)  # of one point
         if chi2 is None:  # weights carry the measured noise and the dof
-            chi2 = rss / (max(free, 1) * _pre_edge_noise(mu, pre, noise_step, plan))
+            chi2 = rss / (max(free, 1) * pre_variance / (noise_step * noise_step))
         maps = {
             "thickness": thickness,
             "error": np.sqrt(rss / n_fit),
@@ -550,8 +606,9 @@ def _analyze_block(
             "chi2_red": chi2,
             "edge_energy": _edge_energy(mu, pre, inverse_step, plan, settings),
             "peak_energy": _peak_energy(mu, pre, plan),
+            "edge_snr": linear[-2] / np.sqrt(pre_variance * plan.jump_noise_gain),
         }
-        features = (linear[3 + k : -1] - plan.pca_pre @ pre) * inverse_step
+        features = (linear[3 + k : -2] - plan.pca_pre @ pre) * inverse_step
         features -= plan.pca_offset[:, None]
     ny_b = rows.stop - rows.start
     shape = (ny_b, mu.shape[1] // ny_b)

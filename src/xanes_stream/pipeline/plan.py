@@ -31,7 +31,7 @@ class Plan:
     operator: EdgeOperator
     basis: np.ndarray  # (n_fit, k) references on the fit energies
     gram: np.ndarray
-    functionals: np.ndarray  # (3 + k + q + 1, n): pre offset, slope, step, R', P', sentinel
+    functionals: np.ndarray  # (3 + k + q + 2, n): pre offset, slope, step, R', P', jump, sentinel
     basis_pre: np.ndarray  # (k, 2): R' A_fit
     pca_pre: np.ndarray  # (q, 2): P' A_fit
     pca_offset: np.ndarray  # (q,): P' mean
@@ -48,6 +48,16 @@ class Plan:
     def k(self) -> int:
         """The number of references."""
         return self.basis.shape[1]
+
+    @property
+    def jump_noise_gain(self) -> float:
+        """The edge jump's noise variance over one point's (white noise). The jump (the mean
+        mu of the post-edge window less the pre-edge window's, ``functionals[-2]``) says
+        whether an edge is there; unlike the edge step it extrapolates nothing, so a short
+        pre-edge does not drown it in noise. Its variance is that row's squared norm times a
+        point's."""
+        row = self.functionals[-2].astype(np.float64)
+        return float(row @ row)
 
 
 def scan_operator(settings, energies: np.ndarray, sample_mu: np.ndarray):
@@ -127,8 +137,13 @@ def make_plan(settings, refs: Sequence[Reference], selected: Frames, source: Sou
     touched = np.zeros(n)  # the last row sums every energy a map reads: a NaN sentinel
     touched[fit] = 1.0
     touched[pre_rows[0] : pre_rows[-1] + 1] = 1.0
-    touched[larch_rows(energies, windows.post)] = 1.0
-    functionals = np.vstack([operator.coefficients, embed.T, touched])
+    post_rows = larch_rows(energies, windows.post)
+    touched[post_rows] = 1.0
+    jump = np.zeros(n)  # mean mu of the post-edge window less the pre-edge's: the edge seen
+    for rows, sign in ((post_rows, 1.0), (pre_rows, -1.0)):
+        if rows.size:
+            jump[rows] += sign / rows.size
+    functionals = np.vstack([operator.coefficients, embed.T, jump, touched])
     pre_fit = operator.pre_design_fit
     return Plan(
         order=source.order,

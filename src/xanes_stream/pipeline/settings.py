@@ -80,11 +80,17 @@ class FitSettings(_Section):
     max_energy_shift: float = Field(
         5.0, gt=0, le=100, description="bound (eV) of the energy_shift search; reaching it fails"
     )
-    model: Literal["normalized", "optical_density"] = Field(
-        "normalized",
+    model: Literal["auto", "normalized", "optical_density"] = Field(
+        "auto",
         description="normalized: fit the edge-normalized spectra; optical_density: fit each "
         "pixel's mu to thickness-scaled references plus a smooth background (no post-edge "
-        "needed)",
+        "needed); auto: normalized unless it fits the stack's mean spectrum clearly worse "
+        "than optical_density (an L-edge, no post-edge free of other edges), said in the notes",
+    )
+    model_check: Literal["warn", "refuse"] = Field(
+        "warn",
+        description="with model normalized, where edge normalization distorts the stack: warn "
+        "(a note) or refuse the stack (an error that recommends optical_density)",
     )
     background: tuple[Literal["constant", "linear", "e-3", "e-4"], ...] = Field(
         ("constant", "e-3"),
@@ -126,8 +132,36 @@ class FeatureSettings(_Section):
 class MaskSettings(_Section):
     """Which pixels count as sample, and their k-means clusters."""
 
-    thickness_threshold: float | None = Field(None, description="None: Otsu")
-    r_factor_threshold: float | None = Field(None, gt=0, description="None: Otsu on log10")
+    method: Literal["snr", "otsu"] = Field(
+        "snr",
+        description="snr: pixels whose edge jump (mean mu above the edge less below it) is "
+        "min_snr times its noise (from the scatter about the pre-edge line), thin particles "
+        "kept; otsu: Otsu's thresholds on the thickness and "
+        "on log10(R-factor), which favour thick particles",
+    )
+    min_snr: float = Field(
+        5.0,
+        gt=0,
+        description="snr: the least edge jump over its own noise (one point's, "
+        "from the pre-edge scatter, through the means of the pre- and post-edge windows)",
+    )
+    outside: Literal["nan", "keep"] = Field(
+        "nan",
+        description="nan: every fitted map (fractions, errors, R-factor, chi2, E0, white line) "
+        "is NaN outside the mask (the thickness is kept: it shows what the mask judged); keep: "
+        "the fit of every pixel",
+    )
+    thickness_threshold: float | None = Field(
+        None,
+        description="a thickness (edge step) a sample pixel exceeds; None: Otsu (otsu) "
+        "or none (snr)",
+    )
+    r_factor_threshold: float | None = Field(
+        None,
+        gt=0,
+        description="an R-factor a sample pixel stays below; None: Otsu on log10 "
+        "(otsu) or none (snr: a bad fit is shown, not hidden)",
+    )
     n_clusters: int = Field(3, ge=0, le=50)
     cluster_components: int = Field(6, ge=1, le=50)
     seed: int = 0

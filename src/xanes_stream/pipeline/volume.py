@@ -141,6 +141,12 @@ def analyze_slab(
     """
     dz = slab.shape[1]
     out: dict = {"notes": set()}
+    # every voxel's fit: the volume's mask is drawn once the whole volume is in (assemble_volume)
+    keep = settings.mask.model_copy(update={"outside": "keep"})
+    update: dict = {"mask": keep}
+    if settings.fit.model == "auto":  # one model for every slice: not chosen slice by slice
+        update["fit"] = settings.fit.model_copy(update={"model": "normalized"})
+    settings = settings.model_copy(update=update)
     for j in range(dz):
         maps = analyze(np.asarray(slab[:, j]), energies, references, mode=mode, settings=settings)
         if j == 0:
@@ -148,6 +154,8 @@ def analyze_slab(
             for name in VOLUME_MAPS:
                 out[name] = np.empty((dz, *maps.mask.shape), np.float32)
             out["spectra"] = np.empty((dz, 2, maps.fit_energies.size))
+            out["mask"] = np.empty((dz, *maps.mask.shape), bool)
+        out["mask"][j] = maps.mask  # the signal-to-noise mask is a voxel's own: slice by slice
         out["fractions"][:, j] = maps.fractions
         if maps.fraction_errors is not None:  # fit.errors
             if j == 0:
@@ -182,6 +190,7 @@ def assemble_volume(
     out = {name: np.full((nz, ny, nx), np.nan, dtype=np.float32) for name in VOLUME_MAPS}
     fractions = np.full((k, nz, ny, nx), np.nan, dtype=np.float32)
     errors = np.full_like(fractions, np.nan) if settings.fit.errors else None
+    slice_masks = np.zeros((nz, ny, nx), dtype=bool)
     notes: set[str] = set()
     spectra = None
     fitted_energies = fit_energies = None
@@ -192,6 +201,7 @@ def assemble_volume(
             errors[:, z0:z1] = slab["fraction_errors"]
         for name in VOLUME_MAPS:
             out[name][z0:z1] = slab[name]
+        slice_masks[z0:z1] = slab["mask"]
         if spectra is None or spectra.shape[2] != slab["spectra"].shape[2]:
             spectra = np.full((nz, 2, slab["spectra"].shape[2]), np.nan)
         spectra[z0:z1] = slab["spectra"]
@@ -201,12 +211,22 @@ def assemble_volume(
     if spectra is None:
         raise AnalysisError("no slices were analysed")
 
-    mask, t_thr, r_thr = quality_mask(
-        out["thickness"],
-        out["r_factor"],
-        thickness_threshold=settings.mask.thickness_threshold,
-        r_factor_threshold=settings.mask.r_factor_threshold,
-    )
+    if settings.mask.method == "snr":  # each voxel's own test, made in its slice
+        mask = slice_masks
+        thresholds = {
+            "method": "snr",
+            "min_snr": settings.mask.min_snr,
+            "thickness": settings.mask.thickness_threshold,
+            "r_factor": settings.mask.r_factor_threshold,
+        }
+    else:
+        mask, t_thr, r_thr = quality_mask(
+            out["thickness"],
+            out["r_factor"],
+            thickness_threshold=settings.mask.thickness_threshold,
+            r_factor_threshold=settings.mask.r_factor_threshold,
+        )
+        thresholds = {"method": "otsu", "thickness": t_thr, "r_factor": r_thr}
     metadata = {
         "software": "xanes-stream",
         "version": __version__,
@@ -215,12 +235,20 @@ def assemble_volume(
         "settings": settings.model_dump(mode="json"),
         "method": "fit",
         "normalization": {"e0": settings.normalization.e0},
-        "thresholds": {"thickness": t_thr, "r_factor": r_thr},
+        "thresholds": thresholds,
         "notes": sorted(notes),
         "chunk_slices": chunk_slices,
         "shape": [n, nz, ny, nx],
         "timings": {"total": time.perf_counter() - started},
     }
+    if settings.mask.outside == "nan":
+        outside = ~mask
+        for name in VOLUME_MAPS:
+            if name != "thickness":  # kept: it shows what the mask judged
+                out[name][outside] = np.nan
+        for values in (fractions, errors):
+            if values is not None:
+                values[:, outside] = np.nan
     # the volume's mean spectrum: the slices', weighted by their pixels in the volume's mask
     weights = mask.reshape(nz, -1).sum(axis=1).astype(np.float64)
     usable = np.isfinite(spectra).all(axis=(1, 2)) & (weights > 0)

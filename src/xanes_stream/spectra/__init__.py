@@ -33,7 +33,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "fronts": ["edge_energy_contours", "spanning_windows"],
         "learn": ["evaluate", "predict_maps", "train", "training_set"],
         "library": ["library_matrix", "variant"],
-        "masks": ["kmeans_clusters", "otsu_threshold", "quality_mask"],
+        "masks": ["kmeans_clusters", "otsu_threshold", "quality_mask", "snr_mask"],
         "normalize": ["EdgeOperator", "EdgeWindows", "edge_windows", "find_e0", "normalize"],
         "pixel": ["SpectrumFit", "fit_normalized", "pixel_spectrum"],
         "references": ["Reference", "looks_normalized", "reference_matrix", "unit_step"],

@@ -55,6 +55,56 @@ def quality_mask(
     return mask, float(thickness_threshold), float(r_factor_threshold)
 
 
+def snr_mask(
+    edge_snr: np.ndarray,
+    thickness: np.ndarray,
+    min_snr: float,
+    *,
+    r_factor: np.ndarray | None = None,
+    thickness_threshold: float | None = None,
+    r_factor_threshold: float | None = None,
+    min_relative_step: float = 0.01,
+) -> np.ndarray:
+    """Pixels whose edge step stands ``min_snr`` times above their noise.
+
+    Unlike Otsu's threshold on the thickness, which splits thick particles from the rest,
+    this keeps every pixel where the edge is seen, thin particles included. An edge step
+    below ``min_relative_step`` of the image's largest (its 99th percentile) is never sample,
+    whatever its noise (a noise-free background would otherwise pass), and a thickness or
+    R-factor threshold, when given, is applied as well.
+
+    Parameters
+    ----------
+    edge_snr : numpy.ndarray
+        Each pixel's edge step over its standard error (e.g. the scatter about the pre-edge
+        line, carried through the step's estimator); NaN where unknown.
+    thickness : numpy.ndarray
+        The edge step (or thickness) of each pixel, same shape.
+    min_snr : float
+        The least signal-to-noise ratio of a sample pixel.
+    r_factor : numpy.ndarray, optional
+        Same shape; used only with ``r_factor_threshold``.
+    thickness_threshold, r_factor_threshold : float, optional
+        A thickness a sample pixel exceeds, an R-factor it stays below.
+    min_relative_step : float
+        The floor on the edge step, as a fraction of the image's largest.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, the shape of ``edge_snr``; False where it is NaN.
+    """
+    finite = np.isfinite(thickness)
+    largest = float(np.percentile(thickness[finite], 99)) if finite.any() else np.nan
+    with np.errstate(invalid="ignore"):
+        mask = (edge_snr > min_snr) & (thickness > min_relative_step * largest)
+        if thickness_threshold is not None:
+            mask &= thickness > thickness_threshold
+        if r_factor_threshold is not None and r_factor is not None:
+            mask &= r_factor < r_factor_threshold
+    return mask
+
+
 def nearest_centre(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Index of the nearest centre for every column of ``features`` (q, P).
 

@@ -24,7 +24,8 @@ def scan(small_phantom):
         p.references,
         dark=p.dark,
         flat=p.flat,
-        settings={"registration": {"method": "none"}},
+        # ML against the fit where the fit is precise: the thick pixels of Otsu's mask
+        settings={"registration": {"method": "none"}, "mask": {"method": "otsu"}},
     )
     return p, maps, normalized_stack(p)
 

@@ -65,7 +65,7 @@ def test_settings_are_checked():
         load_settings({"fit": {"background": ["constant", "e-5"]}})
     with pytest.raises(SettingsError, match="repeat"):
         load_settings({"fit": {"background": ["constant", "constant"]}})
-    assert load_settings({}).fit.model == "normalized"
+    assert load_settings({}).fit.model == "auto"
 
 
 def test_chi2_is_one_with_the_measured_noise_and_blocks_elsewhere_agree():

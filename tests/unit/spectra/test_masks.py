@@ -4,7 +4,7 @@ well fitted, thresholds from Otsu unless given."""
 import numpy as np
 import pytest
 
-from xanes_stream.spectra.masks import otsu_threshold, quality_mask
+from xanes_stream.spectra.masks import otsu_threshold, quality_mask, snr_mask
 
 NY, NX = 40, 50
 
@@ -92,3 +92,35 @@ def test_a_class_narrower_than_a_histogram_bin_stays_whole():
     thickness = np.concatenate([empty, sample])
     mask, _, _ = quality_mask(thickness, np.full(thickness.size, 1e-3))
     np.testing.assert_array_equal(mask, thickness > 0.5)
+
+
+def test_snr_mask_keeps_the_thin_particle_otsu_drops():
+    """A thick and a thin particle (steps 1.0 and 0.2) on a background of step noise 0.02:
+    the signal-to-noise mask keeps both and no background beyond what 5 sigma lets through;
+    Otsu's threshold on the thickness drops the thin one."""
+    rng = np.random.default_rng(8)
+    y, x = np.mgrid[:NY, :NX]
+    thick = np.hypot(y - 20, x - 15) < 10
+    thin = np.hypot(y - 20, x - 38) < 8
+    sigma = 0.02
+    thickness = np.where(thick, 1.0, np.where(thin, 0.2, 0.0)) + rng.normal(0, sigma, (NY, NX))
+    edge_snr = thickness / sigma
+    mask = snr_mask(edge_snr, thickness, 5.0)
+    assert mask[thick].mean() == 1.0 and mask[thin].mean() > 0.99
+    assert mask[~(thick | thin)].mean() < 0.002  # 5 sigma: ~3e-7 of pure noise
+    otsu, _, _ = quality_mask(thickness, np.full_like(thickness, 1e-3))
+    assert otsu[thin].mean() < 0.01
+
+
+def test_snr_mask_floor_and_thresholds():
+    """An edge step below 1 % of the image's largest is never sample, however noise-free; the
+    thickness and R-factor thresholds, when given, apply as well; NaN is never sample."""
+    thickness = np.array([1.0, 0.5, 0.005, 0.3, 0.3, np.nan] * 20)
+    edge_snr = np.array([100.0, 100.0, 1e6, 100.0, 2.0, 100.0] * 20)
+    r_factor = np.array([1e-3, 0.5, 1e-3, 1e-3, 1e-3, 1e-3] * 20)
+    mask = snr_mask(edge_snr, thickness, 5.0)
+    np.testing.assert_array_equal(mask[:6], [True, True, False, True, False, False])
+    mask = snr_mask(edge_snr, thickness, 5.0, r_factor=r_factor, r_factor_threshold=0.1)
+    np.testing.assert_array_equal(mask[:6], [True, False, False, True, False, False])
+    mask = snr_mask(edge_snr, thickness, 5.0, thickness_threshold=0.4)
+    np.testing.assert_array_equal(mask[:6], [True, True, False, False, False, False])
