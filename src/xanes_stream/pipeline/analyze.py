@@ -437,10 +437,7 @@ def _sample_mask(out: dict, mask_settings, notes: list[str]) -> tuple[np.ndarray
             "r_factor": mask_settings.r_factor_threshold,
         }
     if mask_settings.method == "snr":
-        notes.append(
-            "mask: Otsu's thresholds, not the edge step's signal-to-noise (the noise is measured "
-            "on the pre-edge line, which needs at least 4 pre-edge energies)"
-        )
+        notes.append("mask: Otsu's thresholds (no pixel's edge signal-to-noise could be measured)")
     mask, t_thr, r_thr = quality_mask(
         thickness,
         r_factor,
@@ -606,7 +603,8 @@ def _analyze_block(
             "chi2_red": chi2,
             "edge_energy": _edge_energy(mu, pre, inverse_step, plan, settings),
             "peak_energy": _peak_energy(mu, pre, plan),
-            "edge_snr": linear[-2] / np.sqrt(pre_variance * plan.jump_noise_gain),
+            "edge_snr": linear[-2]
+            / np.sqrt(_point_variance(pre_variance, rss, noise_step, free, plan)),
         }
         features = (linear[3 + k : -2] - plan.pca_pre @ pre) * inverse_step
         features -= plan.pca_offset[:, None]
@@ -681,6 +679,16 @@ def _peak_energy(mu, pre, plan: Plan) -> np.ndarray:
     x = plan.model[local, 1]  # scaled energy of the pre-edge line
     values = mu[fit.start + local.start : fit.start + local.stop] - np.multiply.outer(x, pre[1])
     return peak_energy(values, energy[local], plan.peak_window)
+
+
+def _point_variance(pre_variance, rss, noise_step, free: int, plan: Plan) -> np.ndarray:
+    """The edge jump's noise variance: one point's (the scatter about the pre-edge line, or,
+    with under 4 pre-edge energies, the fit's residual: an upper bound, misfit included)
+    times the jump's gain on white noise."""
+    if plan.pre_rows.size >= 4:
+        return pre_variance * plan.jump_noise_gain
+    residual = rss * noise_step * noise_step / max(free, 1)  # in mu, not normalized
+    return residual * plan.jump_noise_gain
 
 
 def _pre_edge_noise(mu: np.ndarray, pre: np.ndarray, step: np.ndarray, plan: Plan) -> np.ndarray:

@@ -20,7 +20,7 @@ def phantom():
 
 
 def _maps(p, **mask):
-    settings = {**NO_REGISTRATION, "mask": mask}
+    settings = {**NO_REGISTRATION, "mask": {"method": "snr", "outside": "nan", **mask}}
     return analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat, settings=settings)
 
 
@@ -39,6 +39,15 @@ def test_the_mask_keeps_the_thin_rims_otsu_drops(phantom):
     assert np.median(np.abs(f - phantom.fractions[0])[kept]) < 0.1
 
 
+def test_otsu_and_every_fit_kept_are_the_default(phantom):
+    """Until the products are checked on the signal-to-noise mask, Otsu's is the default."""
+    settings = {**NO_REGISTRATION}
+    p = phantom
+    maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat, settings=settings)
+    assert maps.metadata["thresholds"]["method"] == "otsu"
+    assert np.isfinite(maps.fractions[:, ~maps.mask]).mean() > 0.9
+
+
 def test_every_fitted_map_is_nan_outside_the_mask(phantom):
     maps = _maps(phantom, outside="nan")
     outside = ~maps.mask
@@ -55,14 +64,20 @@ def test_every_fitted_map_is_nan_outside_the_mask(phantom):
     np.testing.assert_allclose(kept.fractions[:, maps.mask], maps.fractions[:, maps.mask])
 
 
-def test_without_a_pre_edge_the_mask_is_otsu_and_says_so():
+def test_without_a_pre_edge_the_noise_is_the_fits_residual():
+    """Three pre-edge points leave no scatter to measure: the fit's residual gives the noise
+    (an upper bound: misfit included), and the particles are still the mask."""
     energies = ni_edge_energies()
     energies = np.concatenate([[8290.0, 8305.0, 8320.0], energies[energies >= 8330.0]])
     p = make_phantom((48, 48), energies=energies, drift=0.0, n_particles=3, seed=3)
-    settings = {**NO_REGISTRATION, "normalization": {"pre_edge": (-60.0, -20.0)}}
-    # three pre-edge points: a line through them leaves one degree of freedom, too few
+    settings = {
+        **NO_REGISTRATION,
+        "normalization": {"pre_edge": (-60.0, -20.0)},
+        "mask": {"method": "snr"},
+    }
     maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat,
                    settings=settings)  # fmt: skip
-    assert maps.metadata["thresholds"]["method"] == "otsu"
-    assert any("4 pre-edge energies" in note for note in maps.metadata["notes"])
-    assert maps.mask[core(p)].mean() > 0.9
+    assert maps.metadata["thresholds"]["method"] == "snr"
+    assert maps.mask[core(p)].mean() > 0.95
+    beyond = ~ndimage.binary_dilation(p.particles)
+    assert (maps.mask & beyond).sum() <= 0.002 * beyond.sum()
