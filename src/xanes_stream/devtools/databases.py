@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from xanes_stream.devtools.processes import (
     child_env,
     free_port,
     service_user,
+    start_until_ready,
 )
 from xanes_stream.errors import ServiceError
 
@@ -163,12 +163,13 @@ def start_postgres(
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
-    for attempt in range(1, max(1, attempts) + 1):
+
+    def launch(attempt: int) -> PostgresProcess:
         port = free_port()
         argv = [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(port)]
         argv += ["-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={root}"]
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        server = PostgresProcess(
+        return PostgresProcess(
             port=port,
             password=password,
             socket_dir=root,
@@ -178,26 +179,21 @@ def start_postgres(
             cleanup=[root],
             user=user,
         )
-        started = time.monotonic()
-        deadline = started + timeout
-        while server.running and time.monotonic() < deadline:
-            if server.healthy(timeout=1.0):
-                server.startup_seconds = time.monotonic() - started
-                try:
-                    for name in databases:
-                        server.sql(f'CREATE DATABASE "{name}"')
-                except ServiceError as exc:
-                    raise server._fail(str(exc)) from None
-                return server
-            time.sleep(0.1)
-        if server.running:
-            raise server._fail(f"PostgreSQL did not accept connections within {timeout:g} s")
-        taken = "address already in use" in server.log_text().lower()
-        if not taken or attempt == attempts:
-            raise server._fail(f"PostgreSQL exited during start-up ({server.process.returncode})")
-        server._cleanup = []  # keep the cluster for the next attempt
-        server.stop()
-    raise AssertionError("unreachable")
+
+    server = start_until_ready(
+        launch,
+        lambda server: server.healthy(timeout=1.0),
+        timeout=timeout,
+        attempts=attempts,
+        not_ready="PostgreSQL did not accept connections",
+        exited="PostgreSQL exited during start-up ({code})",
+    )
+    try:
+        for name in databases:
+            server.sql(f'CREATE DATABASE "{name}"')
+    except ServiceError as exc:
+        raise server._fail(str(exc)) from None
+    return server
 
 
 class RedisProcess(ManagedProcess):
@@ -227,29 +223,25 @@ def start_redis(*, timeout: float = 30.0, attempts: int = 3) -> RedisProcess:
     if redis is None:
         raise ServiceError("redis-server is missing: run scripts/ensure-servers.sh")
     root = Path(tempfile.mkdtemp(prefix="xanes-redis-"))
-    for attempt in range(1, max(1, attempts) + 1):
+
+    def launch(attempt: int) -> RedisProcess:
         port = free_port()
         argv = [redis, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
         argv += ["--dir", str(root), "--daemonize", "no"]
-        server = RedisProcess(
+        return RedisProcess(
             port=port,
             argv=argv,
             env=child_env({}),
             log_path=root / f"redis-{attempt}.log",
             cleanup=[root],
         )
-        started = time.monotonic()
-        deadline = started + timeout
-        while server.running and time.monotonic() < deadline:
-            if server.healthy(timeout=1.0):
-                server.startup_seconds = time.monotonic() - started
-                return server
-            time.sleep(0.05)
-        if server.running:
-            raise server._fail(f"redis-server did not answer PING within {timeout:g} s")
-        taken = "address already in use" in server.log_text().lower()
-        if not taken or attempt == attempts:
-            raise server._fail(f"redis-server exited during start-up ({server.process.returncode})")
-        server._cleanup = []
-        server.stop()
-    raise AssertionError("unreachable")
+
+    return start_until_ready(
+        launch,
+        lambda server: server.healthy(timeout=1.0),
+        timeout=timeout,
+        attempts=attempts,
+        not_ready="redis-server did not answer PING",
+        exited="redis-server exited during start-up ({code})",
+        poll=0.05,
+    )

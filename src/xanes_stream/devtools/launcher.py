@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -24,7 +23,14 @@ from typing import Any
 import yaml
 
 from xanes_stream.devtools.processes import HOST as _HOST
-from xanes_stream.devtools.processes import ManagedProcess, child_env, free_port, port_is_open, tool
+from xanes_stream.devtools.processes import (
+    ManagedProcess,
+    child_env,
+    free_port,
+    port_is_open,
+    start_until_ready,
+    tool,
+)
 from xanes_stream.errors import ServiceError
 from xanes_stream.store.client import API_KEY_ENV, tiled_client
 
@@ -243,12 +249,12 @@ def _start_tiled(
         raise ServiceError(f"cannot prepare the Tiled directory {root}: {exc}") from None
     env = child_env({API_KEY_ENV: api_key})
     tiled = tool("tiled")
-    for attempt in range(1, max(1, attempts) + 1):
+
+    def launch(attempt: int) -> TiledProcess:
         chosen = port or free_port()
-        uri = f"http://{_HOST}:{chosen}"
         argv = [tiled, "serve", "config", str(config_path), "--host", _HOST, "--port", str(chosen)]
-        server = TiledProcess(
-            uri=uri,
+        return TiledProcess(
+            uri=f"http://{_HOST}:{chosen}",
             port=chosen,
             api_key=api_key,
             root_dir=root,
@@ -258,22 +264,16 @@ def _start_tiled(
             log_path=root / "server.log",
             cleanup=[root] if temporary else [],
         )
-        started = time.monotonic()
-        deadline = started + timeout
-        while server.running and time.monotonic() < deadline:
-            if server.healthy(timeout=1.0):
-                server.startup_seconds = time.monotonic() - started
-                return server
-            time.sleep(0.1)
-        if server.running:
-            raise server._fail(f"Tiled did not answer at {uri}/api/v1/ within {timeout:g} s")
-        log = server.log_text()
-        address_taken = "address already in use" in log.lower()
-        if port is not None or not address_taken or attempt == attempts:
-            raise server._fail(f"Tiled exited during start-up (code {server.process.returncode})")
-        server._cleanup = []  # keep the temporary root for the next attempt
-        server.stop()
-    raise AssertionError("unreachable")
+
+    return start_until_ready(
+        launch,
+        lambda server: server.healthy(timeout=1.0),
+        timeout=timeout,
+        attempts=attempts,
+        not_ready="Tiled did not answer at {process.uri}/api/v1/",
+        exited="Tiled exited during start-up (code {code})",
+        port_given=port is not None,
+    )
 
 
 class ProxyProcess(ManagedProcess):
@@ -302,13 +302,14 @@ def start_proxy(
     has bound both ports. Free ports are chosen for those not given (re-chosen if taken)."""
     log_dir = Path(tempfile.mkdtemp(prefix="xanes-proxy-"))
     proxy_tool = tool("bluesky-0MQ-proxy")
-    for attempt in range(1, max(1, attempts) + 1):
+
+    def launch(attempt: int) -> ProxyProcess:
         p_in = in_port or free_port()
         p_out = out_port or free_port()
         while p_out == p_in:
             p_out = free_port()
         argv = [proxy_tool, "--in-address", f"{_HOST}:{p_in}", "--out-address", f"{_HOST}:{p_out}"]
-        proxy = ProxyProcess(
+        return ProxyProcess(
             in_port=p_in,
             out_port=p_out,
             argv=argv,
@@ -316,23 +317,18 @@ def start_proxy(
             log_path=log_dir / f"proxy-{attempt}.log",
             cleanup=[log_dir],
         )
-        started = time.monotonic()
-        deadline = started + timeout
-        while proxy.running and time.monotonic() < deadline:
-            # the proxy prints this line once both sockets are bound
-            if "Receiving on address" in proxy.log_text() and proxy.healthy():
-                proxy.startup_seconds = time.monotonic() - started
-                return proxy
-            time.sleep(0.05)
-        if proxy.running:
-            raise proxy._fail(f"the 0MQ proxy did not bind within {timeout:g} s")
-        log = proxy.log_text()
-        taken = "address already in use" in log.lower()
-        if (in_port and out_port) or not taken or attempt == attempts:
-            raise proxy._fail(f"the 0MQ proxy exited (code {proxy.process.returncode})")
-        proxy._cleanup = []
-        proxy.stop()
-    raise AssertionError("unreachable")
+
+    return start_until_ready(
+        launch,
+        # the proxy prints this line once both sockets are bound
+        lambda proxy: "Receiving on address" in proxy.log_text() and proxy.healthy(),
+        timeout=timeout,
+        attempts=attempts,
+        not_ready="the 0MQ proxy did not bind",
+        exited="the 0MQ proxy exited (code {code})",
+        port_given=bool(in_port and out_port),
+        poll=0.05,
+    )
 
 
 @contextlib.contextmanager

@@ -16,8 +16,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from xanes_stream.errors import ServiceError
 
@@ -173,3 +175,69 @@ class ManagedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+P = TypeVar("P", bound=ManagedProcess)
+
+
+def start_until_ready(
+    launch: Callable[[int], P],
+    ready: Callable[[P], bool],
+    *,
+    timeout: float,
+    attempts: int,
+    not_ready: str,
+    exited: str,
+    port_given: bool = False,
+    poll: float = 0.1,
+) -> P:
+    """Start a server on a port of its own, retrying on another when that port was taken.
+
+    Parameters
+    ----------
+    launch : callable
+        ``launch(attempt)`` (1, 2, ...) starts the process on a newly chosen port.
+    ready : callable
+        ``ready(process)``: whether it answers yet; polled every ``poll`` s for at most
+        ``timeout`` s.
+    timeout : float
+        Seconds one attempt may take to become ready.
+    attempts : int
+        How many ports to try when the previous one was taken.
+    not_ready, exited : str
+        The errors, formatted with ``process`` (and ``code``, its exit status): ``not_ready``
+        (``within N s`` is added) for a process still running but not ready, ``exited`` for
+        one that exited otherwise.
+    port_given : bool
+        The caller chose the port: a taken port is an error, not a retry.
+    poll : float
+        Seconds between checks.
+
+    Returns
+    -------
+    ManagedProcess
+        The ready process, its ``startup_seconds`` set.
+
+    Raises
+    ------
+    ServiceError
+        With the process' output, once it cannot be started.
+    """
+    for attempt in range(1, max(1, attempts) + 1):
+        process = launch(attempt)
+        started = time.monotonic()
+        deadline = started + timeout
+        while process.running and time.monotonic() < deadline:
+            if ready(process):
+                process.startup_seconds = time.monotonic() - started
+                return process
+            time.sleep(poll)
+        if process.running:
+            raise process._fail(f"{not_ready.format(process=process)} within {timeout:g} s")
+        taken = "address already in use" in process.log_text().lower()
+        if port_given or not taken or attempt == attempts:
+            code = process.process.returncode
+            raise process._fail(exited.format(process=process, code=code))
+        process._cleanup = []  # keep what the next attempt needs (its directory)
+        process.stop()
+    raise AssertionError("unreachable")
