@@ -52,15 +52,7 @@ Mode = Literal["transmission", "fluorescence", "absorbance"]
 ReferencesLike = Sequence[Reference] | Mapping[str, Reference | tuple[np.ndarray, np.ndarray]]
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
-_BLOCK_MAPS = (
-    "thickness",
-    "error",
-    "r_factor",
-    "chi2_red",
-    "edge_energy",
-    "peak_energy",
-    "edge_snr",
-)
+_BLOCK_MAPS = ("thickness", "error", "r_factor", "chi2_red", "edge_energy", "peak_energy")
 #: The maps a fit makes of each pixel, NaN outside the mask by default (``mask.outside``)
 _FITTED_MAPS = ("error", "r_factor", "chi2_red", "edge_energy", "peak_energy")
 _WORKERS = 2
@@ -119,7 +111,7 @@ class RowTask:
         n_rows, nx = block.shape[1], block.shape[2]
         dark, flat, i0 = self.corrections
         corrections = (_rows_of(dark, rows), _rows_of(flat, rows), i0)
-        out = _empty_maps(self.plan, n_rows, nx)
+        out = _empty_maps(self.plan, n_rows, nx, self.settings)
         _analyze_block(
             block,
             slice(0, n_rows),
@@ -146,8 +138,9 @@ def _rows_of(extra, rows: slice):
     return extra[rows] if extra.ndim == 2 else extra[:, rows]
 
 
-def _empty_maps(plan: Plan, ny: int, nx: int) -> dict[str, np.ndarray]:
-    """The arrays the block pass fills (every pixel is written by exactly one block)."""
+def _empty_maps(plan: Plan, ny: int, nx: int, settings: AnalysisSettings) -> dict[str, np.ndarray]:
+    """The arrays the block pass fills (every pixel is written by exactly one block); the edge
+    signal-to-noise only for the mask that reads it."""
     errors = (
         {}
         if plan.uncertainty is None
@@ -156,10 +149,15 @@ def _empty_maps(plan: Plan, ny: int, nx: int) -> dict[str, np.ndarray]:
     return {
         "fractions": np.empty((plan.basis.shape[1], ny, nx), dtype=np.float32),
         **errors,
-        **{name: np.empty((ny, nx), dtype=np.float32) for name in _BLOCK_MAPS},
+        **{name: np.empty((ny, nx), dtype=np.float32) for name in _block_maps(settings)},
         "valid": np.empty((ny, nx), dtype=bool),
         "features": np.empty((plan.pca_pre.shape[0], ny * nx), dtype=np.float32),
     }
+
+
+def _block_maps(settings: AnalysisSettings) -> tuple[str, ...]:
+    """The per-pixel maps the block pass makes."""
+    return (*_BLOCK_MAPS, "edge_snr") if settings.mask.method == "snr" else _BLOCK_MAPS
 
 
 def analyze(
@@ -326,7 +324,7 @@ def analyze(
 
     # The main pass, block by block.
     t0 = time.perf_counter()
-    out = _empty_maps(plan, ny, nx)
+    out = _empty_maps(plan, ny, nx, settings)
     rows_per_block = max(1, settings.block_pixels // nx)
     row_blocks = [slice(r, min(r + rows_per_block, ny)) for r in range(0, ny, rows_per_block)]
     if blocks is None:
@@ -420,8 +418,8 @@ def _sample_mask(out: dict, mask_settings, notes: list[str]) -> tuple[np.ndarray
     valid = out["valid"]
     thickness = np.where(valid, out["thickness"], np.nan)
     r_factor = np.where(valid, out["r_factor"], np.nan)
-    edge_snr = np.where(valid, out["edge_snr"], np.nan)
-    if mask_settings.method == "snr" and np.isfinite(edge_snr).any():
+    edge_snr = np.where(valid, out["edge_snr"], np.nan) if "edge_snr" in out else None
+    if edge_snr is not None and np.isfinite(edge_snr).any():
         mask = snr_mask(
             edge_snr,
             thickness,
@@ -593,7 +591,9 @@ def _analyze_block(
             errors = plan.uncertainty.errors(mu[fit], z, coefficients, step)
         if settings.fit.sum_to_one == "normalize":
             coefficients = coefficients / coefficients.sum(axis=0)  # NaN where nothing fits
-        pre_variance = _pre_edge_noise(mu, pre, np.ones_like(step), plan)  # of one point
+        snr = settings.mask.method == "snr"
+        if chi2 is None or snr:
+            pre_variance = _pre_edge_noise(mu, pre, np.ones_like(step), plan)  # of one point
         if chi2 is None:  # weights carry the measured noise and the dof
             chi2 = rss / (max(free, 1) * pre_variance / (noise_step * noise_step))
         maps = {
@@ -603,9 +603,10 @@ def _analyze_block(
             "chi2_red": chi2,
             "edge_energy": _edge_energy(mu, pre, inverse_step, plan, settings),
             "peak_energy": _peak_energy(mu, pre, plan),
-            "edge_snr": linear[-2]
-            / np.sqrt(_point_variance(pre_variance, rss, noise_step, free, plan)),
         }
+        if snr:
+            variance = _point_variance(pre_variance, rss, noise_step, free, plan)
+            maps["edge_snr"] = linear[-2] / np.sqrt(variance)
         features = (linear[3 + k : -2] - plan.pca_pre @ pre) * inverse_step
         features -= plan.pca_offset[:, None]
     ny_b = rows.stop - rows.start

@@ -81,3 +81,19 @@ def test_without_a_pre_edge_the_noise_is_the_fits_residual():
     assert maps.mask[core(p)].mean() > 0.95
     beyond = ~ndimage.binary_dilation(p.particles)
     assert (maps.mask & beyond).sum() <= 0.002 * beyond.sum()
+
+
+def test_blocks_run_elsewhere_draw_the_same_mask(phantom):
+    """The edge signal-to-noise travels with a block's maps (as from a Dask worker)."""
+
+    def runner(task, frames, row_blocks):
+        for rows in row_blocks:
+            yield rows, task(np.asarray(frames[:, rows]), rows)
+
+    p = phantom
+    settings = {**NO_REGISTRATION, "block_pixels": 1024, "mask": {"method": "snr"}}
+    here = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat, settings=settings)
+    there = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat,
+                    settings=settings, blocks=runner)  # fmt: skip
+    assert here.metadata["thresholds"]["method"] == "snr"
+    np.testing.assert_array_equal(here.mask, there.mask)
