@@ -36,9 +36,10 @@ def few_energy_maps(
 
     The two references are ``settings.products.two_energy.reference_a/b``, else the first two
     given; its E1, E2, pre-edge and threshold apply too. ``fractions`` are (f_A, 1 - f_A),
-    ``thickness`` the edge step C_A + C_B, ``mask`` Otsu's on it, ``clusters`` the A-rich (1) /
-    mixed (2) / B-rich (3) segmentation; maps a few energies cannot give are NaN. The whole
-    two-energy product, with its 1-sigma ``fraction_error``, is ``products["two_energy"]``;
+    ``fraction_errors`` their 1-sigma error (the same for both), ``thickness`` the edge step
+    C_A + C_B, ``mask`` Otsu's on it, ``clusters`` the A-rich (1) / mixed (2) / B-rich (3)
+    segmentation; maps a few energies cannot give are NaN. The whole two-energy product is
+    ``products["two_energy"]``;
     ``od_noise`` (per energy) is estimated from ``od`` when None; ``registered`` frames add
     the settings' ``misregistration`` to the stated error.
 
@@ -79,6 +80,7 @@ def few_energy_maps(
     reference_a, reference_b = product.metadata["references"]
     images = product.images
     fraction = images["two_energy/fraction_a"]
+    fraction_error = images["two_energy/fraction_error"]
     mask = images["two_energy/phases"] > 0
     nan = np.full(fraction.shape, np.nan, dtype=np.float32)
     mean_spectrum = np.array(
@@ -98,6 +100,7 @@ def few_energy_maps(
     return Maps(
         reference_names=[reference_a, reference_b],
         fractions=np.stack([fraction, 1.0 - fraction]).astype(np.float32),
+        fraction_errors=np.stack([fraction_error, fraction_error]).astype(np.float32),
         thickness=images["two_energy/thickness"],
         **{name: nan for name in _UNDEFINED},
         mask=mask,

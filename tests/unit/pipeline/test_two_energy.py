@@ -138,7 +138,8 @@ def test_three_energy_scan_is_mapped_by_analyze(seed):
     assert maps.reference_names == ["NiO", "LiNiO2"]
     np.testing.assert_allclose(maps.shifts, -(p.drift - p.drift[0]), atol=0.15)
     inside = core(p)
-    error = maps.products["two_energy"].images["two_energy/fraction_error"][inside]
+    error = maps.fraction_errors[0][inside]  # f_B = 1 - f_A: the same error for both
+    np.testing.assert_array_equal(maps.fraction_errors[1][inside], error)
     z = (maps.fraction("NiO") - p.fractions[0])[inside] / error
     assert np.mean(np.abs(z) < 2) > 0.9  # the stated error holds (a little conservative)
     assert np.median(np.abs(z)) < 0.9
