@@ -106,8 +106,7 @@ def plot_maps(maps: Maps, path: str | Path, title: str = "") -> Path:
             colour = plt.cm.tab10(c / max(n_clusters, 1))
             ax.plot(look.energies, spectrum, "-", lw=1, color=colour, label=f"cluster{c}")
     ax.set_xlabel("energy (eV)", fontsize=8)
-    few = maps.metadata.get("method") == "two_energy"
-    ax.set_title("mean optical density" if few else "mean normalized spectrum", fontsize=9)
+    ax.set_title(f"mean {maps.mean_spectrum_kind}", fontsize=9)
     ax.legend(fontsize=7)
     i += 1
     ax = axes[i]

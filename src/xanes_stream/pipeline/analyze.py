@@ -359,8 +359,13 @@ def analyze(
         order_by=out["edge_energy"].ravel(),
         seed=settings.mask.seed,
     ).reshape(ny, nx)
-    mean_spectrum, mean_fit = _mean_spectrum(
-        plan, sample_mu, mask[selected.sample_y, selected.sample_x], settings, alpha
+    mean_spectrum, mean_fit, mean_components = _mean_spectrum(
+        plan,
+        [r.name for r in refs],
+        sample_mu,
+        mask[selected.sample_y, selected.sample_x],
+        settings,
+        alpha,
     )
     timings["mask_and_clusters"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
@@ -390,6 +395,8 @@ def analyze(
         metadata["energy_shifts"] = energy_shifts
     if absorption is not None:
         metadata["self_absorption"] = absorption
+    if mean_components is not None:  # the optical-density model: the page shows these
+        metadata["mean_components"] = mean_components
     if denoised:
         metadata["denoise"] = denoised
     return Maps(
@@ -704,15 +711,35 @@ def _pre_edge_noise(mu: np.ndarray, pre: np.ndarray, step: np.ndarray, plan: Pla
 
 
 def _mean_spectrum(
-    plan: Plan, sample_mu, sample_mask, settings, alpha=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean normalized spectrum of the masked sample pixels and its fit (the mean corrected
-    for self-absorption where ``alpha`` is given)."""
+    plan: Plan, names: list[str], sample_mu, sample_mask, settings, alpha=None
+) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """The mean spectrum of the masked sample pixels and its fit, in the stack's model.
+
+    The normalized model: the mean normalized spectrum (corrected for self-absorption where
+    ``alpha`` is given) and its fit; no components (the page fits them from the references).
+    The optical-density model: the mean optical density on the fit energies and its fit
+    ``R t + B b``, with ``{"components": {name: t_i ref_i + B b, ..., "background": B b},
+    "fractions": {name: t_i / sum t}}`` (lists, for the metadata)."""
     columns = sample_mu[:, sample_mask] if sample_mask.any() else sample_mu
     mean = np.nanmean(columns, axis=1, keepdims=True).astype(np.float32)
     if alpha is not None:
         mean = corrected_block(mean, plan.operator, alpha)
+    if plan.background is not None:
+        fit = plan.operator.fit_index
+        t, _, _, _, z = fit_optical_density(
+            mean, plan.background, fit, settings, None, _residual_sum_of_squares
+        )
+        model, z = plan.background.model.astype(np.float64), z[:, 0].astype(np.float64)
+        background = model[:, plan.k :] @ z[plan.k :]
+        parts = {n: (model[:, i] * z[i] + background).tolist() for i, n in enumerate(names)}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fractions = (t[:, 0] / t[:, 0].sum()).astype(float)
+        components = {
+            "components": {**parts, "background": background.tolist()},
+            "fractions": dict(zip(names, fractions.tolist(), strict=True)),
+        }
+        return mean[fit, 0], (model @ z).astype(np.float32), components
     spectra, _ = plan.operator.apply(mean)
     h = plan.basis.T @ spectra.astype(np.float64)
     c = solve(plan.gram, h, settings.fit.method, sum_to_one=settings.fit.sum_to_one == "constrain")
-    return spectra[:, 0].astype(np.float32), (plan.basis @ c)[:, 0].astype(np.float32)
+    return spectra[:, 0].astype(np.float32), (plan.basis @ c)[:, 0].astype(np.float32), None

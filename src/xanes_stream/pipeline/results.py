@@ -80,9 +80,20 @@ class Maps:
     fit_energies: np.ndarray
     metadata: dict = field(default_factory=dict)
     products: dict[str, Product] = field(default_factory=dict)
-    #: (k, ny, nx) 1-sigma standard error of each fraction (``fit.errors``); None when not
-    #: made (the two-energy method, or ``fit.errors: false``)
+    #: (k, ny, nx) 1-sigma standard error of each fraction (``fit.errors``, and always for
+    #: the two-energy method); None when not made (``fit.errors: false``)
     fraction_errors: np.ndarray | None = None
+
+    @property
+    def mean_spectrum_kind(self) -> str:
+        """What ``mean_spectrum`` is: ``"optical density"`` (the optical-density model, or a
+        few energies' two-energy method) or ``"normalized spectrum"``."""
+        od = self.metadata.get("fit_model", {}).get("model") == "optical_density"
+        return (
+            "optical density"
+            if od or self.metadata.get("method") == "two_energy"
+            else ("normalized spectrum")
+        )
 
     def fraction(self, name: str) -> np.ndarray:
         """The fraction map of one reference, by name."""

@@ -91,3 +91,24 @@ def test_chi2_is_one_with_the_measured_noise_and_blocks_elsewhere_agree():
     there = analyze(od, energies, p.references, mode="absorbance", settings=settings, blocks=runner)
     for name in ("fractions", "fraction_errors", "thickness", "chi2_red", "r_factor"):
         np.testing.assert_array_equal(getattr(here, name), getattr(there, name))
+
+
+def test_mean_spectrum_is_the_mean_optical_density_and_its_fit():
+    """With the optical-density model the mean spectrum shown is the mean optical density in
+    the mask (not an edge-normalized one), fitted as the pixels are: the fit's fractions are
+    the pixels' truth and its components add up to the fit."""
+    p = od_phantom(counts=None)
+    m = _maps(p, model="optical_density")
+    assert m.mean_spectrum_kind == "optical density"
+    fit = np.isin(p.energies, m.fit_energies)
+    np.testing.assert_allclose(m.mean_spectrum, p.od[fit][:, m.mask].mean(axis=1), rtol=1e-4)
+    np.testing.assert_allclose(m.mean_fit, m.mean_spectrum, atol=1e-4 * m.mean_spectrum.max())
+    own = m.metadata["mean_components"]
+    background = np.asarray(own["components"]["background"])
+    parts = sum(np.asarray(own["components"][n]) - background for n in m.reference_names)
+    np.testing.assert_allclose(parts + background, m.mean_fit, atol=1e-5)
+    truth = (p.fractions * p.thickness)[:, m.mask].sum(axis=1)
+    for name, share in zip(m.reference_names, truth / truth.sum(), strict=True):
+        assert own["fractions"][name] == pytest.approx(share, abs=2e-3)
+    assert _maps(p).mean_spectrum_kind == "normalized spectrum"
+    assert "mean_components" not in _maps(p).metadata

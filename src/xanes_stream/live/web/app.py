@@ -106,7 +106,7 @@ class Results:
                     maps.mean_spectrum,
                     maps.mean_fit,
                     mean.get("components", {}),
-                    f"{prefix}mean normalized spectrum in the mask",
+                    f"{prefix}mean {mean['kind']} in the mask",
                     candidates=_candidates(maps, mean),
                 )
             elif name == "shifts":
@@ -122,6 +122,7 @@ class Results:
             "normalized": maps.mean_spectrum,
             "fit": maps.mean_fit,
         }
+        out["kind"] = maps.mean_spectrum_kind
         look = maps.products.get("first_look")
         if not maps.reference_names:  # a first look: its clusters' spectra, nothing fitted
             if look is not None and "cluster_spectra" in look.spectra:
@@ -129,6 +130,11 @@ class Results:
                 spectra = look.spectra["cluster_spectra"]
                 out["candidates"] = dict(zip(names, spectra, strict=False))
                 out["candidate_energies"] = look.energies
+            return out
+        own = maps.metadata.get("mean_components")
+        if own:  # the optical-density model: analyze's own fit of the mean, background and all
+            out["components"] = {n: np.asarray(v) for n, v in own["components"].items()}
+            out["fractions"] = dict(own["fractions"])
             return out
         fit = maps.metadata.get("settings", {}).get("fit", {})
         try:

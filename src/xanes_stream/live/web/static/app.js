@@ -222,12 +222,14 @@ function renderDetail(d) {
     series.push({ x: mean.energies, y: mean.fit, label: "fit", colour: "#444", width: 2 });
   }
   for (const [name, values] of Object.entries(mean.components || {})) {
-    series.push({ x: mean.energies, y: values, label: `${name} × ${fmt(mean.fractions[name], 2)}`, colour: referenceColour(d, name), style: "dash" });
+    const share = name in (mean.fractions || {}) ? ` × ${fmt(mean.fractions[name], 2)}` : "";  // OD: "background" has none
+    series.push({ x: mean.energies, y: values, label: `${name}${share}`, colour: referenceColour(d, name), style: "dash" });
   }
   for (const [name, values] of Object.entries(mean.candidates || {})) {  // a first look's clusters
     series.push({ x: mean.candidate_energies, y: values, label: `${name} (candidate reference)`, colour: referenceColour(d, name), width: 1.5 });
   }
-  drawPlot($("mean-plot"), series, { xlabel: "energy (eV)", ylabel: "normalized absorption", xFormat: (v) => v.toFixed(0) });
+  const ylabel = mean.kind === "optical density" ? "optical density" : "normalized absorption";
+  drawPlot($("mean-plot"), series, { xlabel: "energy (eV)", ylabel, xFormat: (v) => v.toFixed(0) });
   const frames = d.shifts.dy.map((_, i) => i);
   const xShift = d.shifts.dy.length === d.energies.length ? d.energies : frames;
   drawPlot($("shift-plot"), [
