@@ -79,7 +79,7 @@ class SafeRouter:
             return [], []
         if is_tomography_run(start):  # projections per energy: volumes reconstructed live
             callback = TomographyScanCallback(
-                start, self.profile, self.submit, self.progress, self.limits
+                start, self.profile, self.roots, self.submit, self.progress, self.limits
             )
         else:
             callback = ScanCallback(

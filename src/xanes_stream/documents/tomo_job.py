@@ -3,8 +3,11 @@ projections are in, and at the stop a :class:`~.job.ScanJob` whose frames are th
 (n_energy, nz, nx, nx), analysed like any 3-D scan (slice by slice, absorbance).
 
 The router picks this callback for runs whose start document has ``md["xanes"]["tomography"]``
-(see :mod:`.tomo_callback` for its keys). Images come inline in the events (files named by
-resource documents are not read for tomographic runs yet: such a run fails with that reason).
+(see :mod:`.tomo_callback` for its keys). Images come inline in the events or, from a classic
+areaDetector (FXI's cameras), from the files its ``resource``/``datum`` documents name, read as
+each event arrives (confined to the allowed roots, see :mod:`.resources`); several exposures
+of one angle are averaged. ophyd-async's ``stream_resource`` files are not read for
+tomographic runs yet: such a run fails with that reason.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from collections.abc import Callable
 import numpy as np
 from event_model import DocumentRouter, unpack_event_page
 
+from xanes_stream.documents.codec import DocumentError
 from xanes_stream.documents.job import Progress, ScanJob
 from xanes_stream.documents.limits import Limits
+from xanes_stream.documents.resources import ClassicFrames
 from xanes_stream.documents.start import read_start, short
 from xanes_stream.documents.tomo_callback import _SETTINGS
 from xanes_stream.errors import XanesStreamError
@@ -36,6 +41,7 @@ class TomographyScanCallback(DocumentRouter):
         self,
         start: dict,
         profile: Profile,
+        roots: list,
         submit: Callable[[ScanJob], None],
         progress: Progress | None = None,
         limits: Limits = Limits(),  # noqa: B008 (frozen)
@@ -45,6 +51,7 @@ class TomographyScanCallback(DocumentRouter):
         self.progress = progress or (lambda job, seen, expected: None)
         self.closed = False
         self.max_bytes = limits.max_scan_bytes
+        self.classic = ClassicFrames(roots, max_frames=limits.max_frames)
         md = start.get("xanes") if isinstance(start.get("xanes"), dict) else {}
         reading = read_start(start, md, profile, limits)
         self.job = ScanJob(
@@ -116,13 +123,9 @@ class TomographyScanCallback(DocumentRouter):
             self._fail(f"event {short(doc.get('seq_num'))} has no {missing}")
             return
         image_key, energy_key, angle_key = self.keys
-        if isinstance(data[image_key], str):
-            self._fail("tomographic runs need images inline in the events (not in files) for now")
-            return
         try:
-            self.tomograms.add(
-                float(data[energy_key]), float(data[angle_key]), np.asarray(data[image_key])
-            )
+            image = self._image(data[image_key])
+            self.tomograms.add(float(data[energy_key]), float(data[angle_key]), image)
         except XanesStreamError as exc:
             self._fail(str(exc))
             return
@@ -135,6 +138,39 @@ class TomographyScanCallback(DocumentRouter):
             )
             return
         self.progress(self.job, self.seen, self.expected)
+
+    def resource(self, doc):
+        self.classic.add_resource(doc)
+
+    def datum(self, doc):
+        self.classic.add_datum(doc)
+
+    def datum_page(self, doc):
+        self.classic.add_datum_page(doc)
+
+    def stream_resource(self, doc):
+        if doc.get("data_key") == self.keys[0]:
+            self._fail(
+                "tomographic runs whose projections are in ophyd-async files (stream_resource) "
+                "are not read yet: put the images in the events, or use a classic areaDetector"
+            )
+
+    def _image(self, image) -> np.ndarray:
+        """An event's projection: inline, or its datum's frames read from the file (the mean
+        of several exposures)."""
+        if not isinstance(image, str):
+            return np.asarray(image)
+        if not self.classic.knows(image):
+            spec = self.classic.unread_spec(image)
+            raise DocumentError(
+                f"projections are in files of spec {short(spec)!r}, which this service does "
+                "not read"
+                if spec is not None
+                else f"image {short(image)!r} names no datum of this run's resource documents"
+            )
+        self.classic.max_bytes = max(0, self.max_bytes - self.tomograms.nbytes)
+        frames = self.classic.read(image)
+        return frames.mean(axis=0, dtype=np.float64) if frames.ndim == 3 else frames
 
     def stop(self, doc):
         self.job.stop = doc

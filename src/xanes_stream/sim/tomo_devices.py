@@ -2,14 +2,19 @@
 
 :class:`TomoCamera` records, at the energy and rotation angle its motors are at, the projection
 that a :class:`~xanes_stream.sim.tomography.TomoPhantom` holds for them (flat-corrected
-transmission, inline in the event). :func:`tomo_xanes_scan` measures every angle at each energy
-in turn and says in its start document what a consumer needs to reconstruct as it goes:
+transmission, inline in the event); :class:`TomoAreaDetector` records the same projections as a
+classic areaDetector does at FXI, into one HDF5 file per run (``resource``/``datum``, several
+exposures per angle if ``num_images`` says so). :func:`tomo_xanes_scan` measures every angle
+at each energy in turn and says in its start document what a consumer needs to reconstruct
+as it goes:
 ``md["xanes"]["tomography"] = {"angles": [...], "angle_key": ..., "energy_key": ...,
 "image_key": ..., "mode": "transmission"}``.
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,13 +22,29 @@ from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 from ophyd import Component as Cpt
 from ophyd import Device
+from ophyd.areadetector.detectors import DetectorBase
+from ophyd.areadetector.trigger_mixins import SingleTrigger
 from ophyd.status import StatusBase
 
+from xanes_stream.sim.areadetector import SoftCam, SoftHDF5Plugin
 from xanes_stream.sim.devices import SimAxis, _finished, _ImageSignal
 from xanes_stream.sim.tomography import TomoPhantom
 from xanes_stream.sim.txm import BeamlineError
 
-__all__ = ["TomoCamera", "tomo_xanes_scan"]
+__all__ = ["TomoAreaDetector", "TomoCamera", "tomo_xanes_scan"]
+
+
+def _index(values: np.ndarray, value: float, what: str) -> int:
+    i = int(np.argmin(np.abs(values - value)))
+    if abs(values[i] - value) > 1e-6 * max(1.0, abs(value)):
+        raise BeamlineError(f"the phantom has no projection at {what} {value}")
+    return i
+
+
+def _projection(phantom: TomoPhantom, energy: SimAxis, rotation: SimAxis) -> np.ndarray:
+    """The phantom's projection at the motors' energy and angle."""
+    e = _index(phantom.energies, energy.position, "energy")
+    return phantom.projections[e, _index(phantom.angles, rotation.position, "angle")]
 
 
 class TomoCamera(Device):
@@ -40,23 +61,67 @@ class TomoCamera(Device):
     def image_key(self) -> str:
         return f"{self.name}_image"
 
-    def _index(self, values: np.ndarray, value: float, what: str) -> int:
-        i = int(np.argmin(np.abs(values - value)))
-        if abs(values[i] - value) > 1e-6 * max(1.0, abs(value)):
-            raise BeamlineError(f"the phantom has no projection at {what} {value}")
-        return i
+    def trigger(self) -> StatusBase:
+        self.image.put(_projection(self.phantom, self.energy, self.rotation))
+        return _finished()
+
+
+class TomoAreaDetector(SingleTrigger, DetectorBase):
+    """The projections of :class:`TomoCamera` through a classic areaDetector (the soft one of
+    :mod:`xanes_stream.sim.areadetector`): one HDF5 file per run under ``directory``, an
+    ``AD_HDF5`` resource and a datum per trigger; ``cam.num_images`` exposures per angle."""
+
+    cam = Cpt(SoftCam, "cam1:")
+    hdf5 = Cpt(SoftHDF5Plugin, "HDF1:", write_path_template="/", root="/")
+
+    def __init__(
+        self,
+        prefix: str = "TOMO:",
+        *,
+        name: str,
+        phantom: TomoPhantom,
+        energy: SimAxis,
+        rotation: SimAxis,
+        directory: str | Path,
+        **kwargs: Any,
+    ):
+        super().__init__(prefix, name=name, **kwargs)
+        self.phantom, self.energy, self.rotation = phantom, energy, rotation
+        self.hdf5.reg_root = str(Path(directory).resolve())
+        self.hdf5.write_path_template = "tomo/"
+        self.read_attrs = ["hdf5"]
+        ny, nx = phantom.projections.shape[2:]
+        self.cam.array_size.array_size_y.put(ny)
+        self.cam.array_size.array_size_x.put(nx)
+        self.cam.data_type.put("Float32")
+        self.cam.acquire.subscribe(self._acquire_started, run=False)
+
+    @property
+    def image_key(self) -> str:
+        """The data key of the image in events (``<name>_image``, ``SingleTrigger``'s)."""
+        return self._image_name
 
     def trigger(self) -> StatusBase:
-        e = self._index(self.phantom.energies, self.energy.position, "energy")
-        a = self._index(self.phantom.angles, self.rotation.position, "angle")
-        self.image.put(self.phantom.projections[e, a])
-        return _finished()
+        """``SingleTrigger.trigger``; the camera then goes idle, which finishes it."""
+        status = super().trigger()
+        self.cam.acquire.put(0)
+        return status
+
+    def _acquire_started(self, value: int = 0, old_value: int = 0, **_: Any) -> None:
+        """On ``Acquire`` 1: ``NumImages`` exposures of the projection, to the file plugin."""
+        if not value or old_value:
+            return
+        n = int(self.cam.num_images.get())
+        frames = np.repeat(_projection(self.phantom, self.energy, self.rotation)[None], n, 0)
+        self.hdf5.write_frames(frames.astype(np.float32), time.time())
+        self.cam.array_counter.put(self.cam.array_counter.get() + n)
 
 
 def tomo_xanes_scan(
     camera: TomoCamera, energy: SimAxis, rotation: SimAxis, *, md: dict[str, Any] | None = None
 ):
-    """Every angle of the camera's phantom at each of its energies, one event per projection.
+    """Every angle of the camera's phantom at each of its energies, one event per projection
+    (``camera`` a :class:`TomoCamera` or a :class:`TomoAreaDetector`).
 
     Parameters
     ----------
@@ -79,6 +144,7 @@ def tomo_xanes_scan(
     n = phantom.energies.size * phantom.angles.size
     start = {"plan_name": "tomo_xanes_scan", "num_points": n, "xanes": xanes, **md}
 
+    @bpp.stage_decorator([camera])
     @bpp.run_decorator(md=start)
     def inner():
         for e in phantom.energies:
