@@ -57,6 +57,13 @@ def test_topography_in_tiled(volume_maps, tiled, mode):
         got = _table(node[key])
         for column, values in expected[f"topography/{key}"].items():
             np.testing.assert_allclose(got[column], values, equal_nan=True)
+    # read back with the maps, as the page reads them: the levels and histograms, not surfaces
+    back = store.read_maps(f"topo-{mode}").products["topography"]
+    assert set(back.tables) == {"topography/levels", "topography/histogram"}
+    for key, table in back.tables.items():
+        for column, values in expected[key].items():
+            np.testing.assert_allclose(table[column], values, equal_nan=True)
+    assert back.metadata["levels"] == pytest.approx(maps.products["topography"].metadata["levels"])
     meta = node.metadata
     if isinstance(meta.get("metadata"), str):  # register: the HDF5 attribute, as JSON
         meta = json.loads(meta["metadata"])

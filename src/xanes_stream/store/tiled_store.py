@@ -47,6 +47,7 @@ for that uid is refused with :class:`~xanes_stream.store.sink.ResultConflict` an
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -174,6 +175,32 @@ def _maps_metadata(uid: str, maps: Maps, metadata: dict) -> dict:
 #: The images of a first look (no references) that :meth:`TiledResultStore.read_maps` reads
 #: back with the maps, from its ``products/first_look``.
 FIRST_LOOK_IMAGES = ("white_line_height", "pre_edge")
+
+
+#: The small tables of products the page shows, read back with the maps: product -> keys.
+PAGE_TABLES = {"topography": ("levels", "histogram")}
+
+
+def _page_products(node) -> dict[str, Product]:
+    """The products of a maps node that the page shows: a first look's images and cluster
+    spectra, and the small tables of :data:`PAGE_TABLES` (not a volume's surfaces)."""
+    import pandas as pd
+
+    products = _first_look_product(node)
+    stored = node["products"] if "products" in node else {}
+    for name, keys in PAGE_TABLES.items():
+        if name not in stored:
+            continue
+        tables = {}
+        for key in keys:
+            if key in stored[name]:  # a table when uploaded, a record array when registered
+                table = pd.DataFrame(stored[name][key].read())
+                tables[f"{name}/{key}"] = {c: table[c].to_numpy() for c in table.columns}
+        metadata = dict(stored[name].metadata)
+        if isinstance(metadata.get("metadata"), str):  # registered: the HDF5 attribute's JSON
+            metadata = json.loads(metadata["metadata"])
+        products[name] = Product(tables=tables, metadata=metadata)
+    return products
 
 
 def _first_look_product(node) -> dict[str, Product]:
@@ -342,7 +369,7 @@ class TiledResultStore:
             mean_fit=np.asarray(mean.get("fit", []), dtype=np.float32),
             fit_energies=np.asarray(mean.get("energies", [])),
             metadata=dict(node.metadata),
-            products=_first_look_product(node),
+            products=_page_products(node),
             **fields,
         )
 

@@ -189,6 +189,33 @@ def _candidates(maps: Maps, mean: dict) -> dict[str, tuple]:
     }
 
 
+def topography_view(maps: Maps) -> dict | None:
+    """The valence topography for the page: a row per E0 level, and per level the
+    probability of each local-curvature bin; None without the ``topography`` product."""
+    product = maps.products.get("topography")
+    tables = product.tables if product is not None else {}
+    if "topography/levels" not in tables:
+        return None
+    levels = tables["topography/levels"]
+    histogram = {k: np.asarray(v) for k, v in tables.get("topography/histogram", {}).items()}
+    rows = [dict(zip(levels, values, strict=True)) for values in zip(*levels.values(), strict=True)]
+    curves = []
+    for level in np.asarray(levels["level"], dtype=float):
+        pick = histogram["level"] == level if histogram else np.zeros(0, bool)
+        counts = histogram["count"][pick].astype(float) if histogram else np.zeros(0)
+        total = counts.sum()
+        curves.append(
+            {
+                "level": level,
+                "curvature": 0.5 * (histogram["low"][pick] + histogram["high"][pick])
+                if histogram
+                else np.zeros(0),
+                "probability": counts / total if total else counts,
+            }
+        )
+    return {"levels": rows, "histograms": curves, "metadata": product.metadata}
+
+
 def _json(value, status: int = 200) -> JSONResponse:
     return JSONResponse(jsonable(value, finite=True), status_code=status)
 
@@ -309,6 +336,7 @@ def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
                 "image": {"width": width, "height": height, "box": box},
                 "pixels_in_memory": uid in source.kept_scans(),
                 "normalization": md.get("normalization"),
+                "topography": topography_view(maps),
                 "thresholds": md.get("thresholds"),
                 "corrections": {k: md[k] for k in CORRECTIONS if k in md},
                 "notes": md.get("notes", []),

@@ -244,6 +244,28 @@ function renderDetail(d) {
     { normalization: d.normalization, thresholds: d.thresholds, corrections: d.corrections, notes: d.notes, timings: d.timings }, null, 2);
   $("corrections").textContent = describeCorrections(d.corrections || {});
   if (d.series) loadSeries(d.series); else $("series-panel").hidden = true;
+  showTopography(d.topography);
+}
+
+const TOPOGRAPHY_COLUMNS = [
+  ["level", "E0 level (eV)", 2], ["n_points", "points", 0], ["size", "size", 1],
+  ["mean_curvature", "mean curvature", 4], ["p_positive", "P(convex)", 3],
+  ["p_negative", "P(concave)", 3], ["p_saddle", "P(saddle)", 3],
+];
+const LEVEL_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"];
+
+// The topography product: a table of its levels and their curvature histograms.
+function showTopography(t) {
+  $("topography-panel").hidden = !t;
+  if (!t) return;
+  const columns = TOPOGRAPHY_COLUMNS.filter(([key]) => t.levels.some((row) => key in row));
+  show($("topography-table"),
+    h("tr", null, columns.map(([, title]) => h("th", null, title))),
+    t.levels.map((row) => h("tr", null, columns.map(([key, , digits]) => h("td", null, fmt(row[key], digits))))));
+  drawPlot($("topography-plot"), t.histograms.map((c, i) => ({
+    x: c.curvature, y: c.probability, label: `${fmt(c.level, 1)} eV`,
+    colour: LEVEL_COLOURS[i % LEVEL_COLOURS.length], style: "linedots",
+  })), { xlabel: "local curvature (1/pixel)", ylabel: "probability", empty: "no level set in the mask" });
 }
 
 // What was done to the spectra before the fit, in one line a person reads.
