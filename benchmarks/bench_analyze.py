@@ -134,9 +134,10 @@ def _register_frames() -> dict:
     return {"seconds": float(np.median(times[1:])), "p90": float(np.percentile(times[1:], 90))}
 
 
-def run_child(what: str, folder: Path) -> dict:
+def run_child(what: str, folder: Path, script: str = __file__) -> dict:
+    """Measurement ``what`` of ``script`` (``--child what --folder folder``) in a fresh process."""
     out = subprocess.run(
-        [sys.executable, __file__, "--child", what, "--folder", str(folder)],
+        [sys.executable, script, "--child", what, "--folder", str(folder)],
         capture_output=True,
         text=True,
         timeout=1800,

@@ -115,6 +115,12 @@ class Results:
                 png = render_map(maps, name, title_prefix=prefix)
         return self._pngs.put(key, png)
 
+    def maps_file(self, uid: str, kind: str) -> Response:
+        """Every map of scan ``uid`` as a ``kind`` download (see :func:`_maps_file`)."""
+        maps = self.maps(uid)
+        with self._lock:  # one render at a time, as for the PNGs
+            return _maps_file(maps, uid, kind)
+
     def mean_fit(self, maps: Maps) -> dict:
         """The mean spectrum, its fit and the reference components (when references load)."""
         out = {
@@ -252,6 +258,27 @@ def _spectrum_file(spectrum: dict, maps: Maps, kind: str) -> Response:
     return Response(
         body,
         media_type=_SPECTRUM_FORMATS[kind],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+_MAP_FORMATS = {"tiff": "image/tiff", "png": "image/png", "svg": "image/svg+xml"}
+
+
+def _maps_file(maps: Maps, uid: str, kind: str) -> Response:
+    """Every map of a scan as a download: a multi-page TIFF with names and pixel size (Fiji,
+    ImageJ), or a PNG or SVG figure of the panels (as ``xanes-stream export`` writes them)."""
+    import tempfile
+
+    from xanes_stream.io.exports import export_maps
+
+    name = f"maps-{quote(uid[:8], safe='')}.{kind}"
+    with tempfile.TemporaryDirectory() as folder:
+        title = f"scan {maps.metadata.get('scan_id', '?')} ({uid[:8]})"
+        body = export_maps(Path(folder) / f"maps.{kind}", maps, kind, title=title).read_bytes()
+    return Response(
+        body,
+        media_type=_MAP_FORMATS[kind],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
@@ -428,6 +455,15 @@ def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
         points.sort(key=lambda p: p["time"] or 0.0)
         return _json({"name": name, "scans": points})
 
+    def download(request: Request) -> Response:
+        uid, kind = request.path_params["uid"], request.path_params["format"]
+        if kind not in _MAP_FORMATS:
+            return _json({"error": f"maps download as {', '.join(_MAP_FORMATS)}"}, 404)
+        try:
+            return results.maps_file(uid, kind)
+        except XanesStreamError as exc:
+            return _error(exc)
+
     def png(request: Request) -> Response:
         uid, name = request.path_params["uid"], request.path_params["name"]
         if not name.endswith(".png"):
@@ -449,6 +485,7 @@ def make_app(source: ScanSource, hosts: HostNames | None = None) -> Starlette:
             Route("/api/scans/{uid}/pixel", pixel),
             Route("/api/scans/{uid}/region", region),
             Route("/api/scans/{uid}/value", value),
+            Route("/api/scans/{uid}/maps.{format}", download),
             Route("/maps/{uid}/{name:path}", png),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

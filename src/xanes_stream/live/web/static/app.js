@@ -212,6 +212,9 @@ function renderDetail(d) {
   drawPlot($("region-plot"), [], { empty: d.pixels_in_memory ? "drag a rectangle on a map, or click a cluster" : "frames not kept in memory" });
   $("region-caption").textContent = "Region: drag a rectangle on a map";
   $("region-info").textContent = "";
+  for (const kind of ["tiff", "png", "svg"]) {
+    $(`maps-${kind}`).href = `/api/scans/${encodeURIComponent(d.uid)}/maps.${kind}`;
+  }
   $("spectrum-png").href = localUrl(d.plots.spectrum);
   $("shifts-png").href = localUrl(d.plots.shifts);
   const mean = d.mean;

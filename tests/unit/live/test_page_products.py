@@ -1,6 +1,6 @@
-"""The valence topography on the live page, through Starlette's test client: the scan's JSON
-carries the product's levels and, per level, the probability of each curvature bin, made from
-the product's own tables."""
+"""What the live page offers beyond the maps' images, through Starlette's test client: the
+valence topography (the product's levels and, per level, the probability of each curvature
+bin, from the product's own tables) and every map as a download (TIFF stack, PNG, SVG)."""
 
 import dataclasses
 import warnings
@@ -73,3 +73,29 @@ def test_no_topography_no_panel(maps):
     without = dataclasses.replace(maps, products={})
     with TestClient(make_app(OneScan(without), HostNames("testserver"))) as client:
         assert client.get(f"http://testserver/api/scans/{UID}").json()["topography"] is None
+
+
+def test_every_map_downloads_as_a_tiff_stack_and_figures(maps):
+    """The page's downloads are the maps themselves: a page per map, named, the fractions'
+    values exact; PNG and SVG figures of the panels."""
+    import io
+
+    import tifffile
+
+    from xanes_stream.io.exports import fraction_key, map_images
+
+    with TestClient(make_app(OneScan(maps), HostNames("testserver"))) as client:
+        tiff = client.get(f"http://testserver/api/scans/{UID}/maps.tiff")
+        png = client.get(f"http://testserver/api/scans/{UID}/maps.png")
+        svg = client.get(f"http://testserver/api/scans/{UID}/maps.svg")
+        other = client.get(f"http://testserver/api/scans/{UID}/maps.exe")
+    assert tiff.status_code == 200 and "attachment" in tiff.headers["content-disposition"]
+    expected = map_images(maps, None)
+    with tifffile.TiffFile(io.BytesIO(tiff.content)) as f:
+        pages = f.asarray()
+        labels = f.imagej_metadata["Labels"]
+    assert labels == list(expected)
+    name = fraction_key(maps.reference_names[0])
+    np.testing.assert_array_equal(pages[labels.index(name)], maps.fractions[0])
+    assert png.content.startswith(b"\x89PNG") and b"<svg" in svg.content[:500]
+    assert other.status_code == 404
