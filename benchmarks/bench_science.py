@@ -1,13 +1,13 @@
-"""What each science option costs ``analyze``, on one stack, one run each.
+"""What each science option costs ``analyze``, on one stack, in one run of this script.
 
     python benchmarks/bench_science.py [--size 1024] [--n-energy 100] [--only NAME ...]
 
 One float32 optical-density stack (n_energy x N x N, the synthetic stack of
 bench_analyze.py: two Ni references, known fractions, noise 0.01) is written to a temporary
 .npy file. Each row runs in a fresh Python process that loads it (so its peak resident memory
-is its own, the loaded stack included), warms up on a 16-row strip, then times
-``analyze`` three times (the median; mode absorbance, registration off, as the live service calls it) with that
-row's settings. ``region`` and ``export_*`` time the step after a plain analysis.
+is its own, the loaded stack included), warms up on a 16-row strip, then times ``analyze``
+three times (the median; mode absorbance, registration off, as the live service calls it)
+with that row's settings. ``region`` and ``export_*`` time the step after a plain analysis.
 
 The added cost of a row is its time less the ``off`` row's. Self-absorption (fluorescence
 only) has its own benchmark: bench_self_absorption.py; the 3-D pieces theirs:
