@@ -22,8 +22,7 @@ from xanes_stream.documents.job import DOCUMENT_NAMES, Progress, ScanJob, is_ene
 from xanes_stream.documents.limits import Limits
 from xanes_stream.documents.scan_callback import ScanCallback
 from xanes_stream.documents.start import short
-from xanes_stream.documents.tomo_callback import is_tomography_run
-from xanes_stream.documents.tomo_job import TomographyScanCallback
+from xanes_stream.documents.tomo_job import TomographyScanCallback, is_tomography_run
 from xanes_stream.profiles import Profile
 
 __all__ = ["DOCUMENT_NAMES", "SafeRouter", "ScanCallback", "ScanJob", "is_energy_scan"]

@@ -3,7 +3,11 @@ projections are in, and at the stop a :class:`~.job.ScanJob` whose frames are th
 (n_energy, nz, nx, nx), analysed like any 3-D scan (slice by slice, absorbance).
 
 The router picks this callback for runs whose start document has ``md["xanes"]["tomography"]``
-(see :mod:`.tomo_callback` for its keys). Images come inline in the events or, from a classic
+(what :func:`xanes_stream.sim.tomo_devices.tomo_xanes_scan` writes): ``angles`` (degrees,
+every energy measured at each), ``angle_key``, ``energy_key`` (eV) and ``image_key`` of the
+events, ``mode`` of the images (``transmission``, flat-corrected, or ``absorbance``), and
+optionally the ``method``/``center``/... of
+:class:`~xanes_stream.pipeline.projections.TomographySettings`. Images come inline in the events or, from a classic
 areaDetector (FXI's cameras), from the files its ``resource``/``datum`` documents name, read as
 each event arrives (confined to the allowed roots, see :mod:`.resources`); several exposures
 of one angle are averaged. ophyd-async's ``stream_resource`` files are not read for
@@ -24,14 +28,21 @@ from xanes_stream.documents.job import Progress, ScanJob
 from xanes_stream.documents.limits import Limits
 from xanes_stream.documents.resources import ClassicFrames
 from xanes_stream.documents.start import read_start, short
-from xanes_stream.documents.tomo_callback import _SETTINGS
 from xanes_stream.errors import XanesStreamError
+from xanes_stream.pipeline.projections import TomographySettings
 from xanes_stream.pipeline.tomograms import EnergyTomograms
 from xanes_stream.profiles import Profile
 
-__all__ = ["TomographyScanCallback"]
+__all__ = ["TomographyScanCallback", "is_tomography_run"]
 
 log = logging.getLogger(__name__)
+_SETTINGS = set(TomographySettings.model_fields)
+
+
+def is_tomography_run(start: dict) -> bool:
+    """True when the start document describes a tomographic XANES run."""
+    md = start.get("xanes")
+    return isinstance(md, dict) and isinstance(md.get("tomography"), dict)
 
 
 class TomographyScanCallback(DocumentRouter):

@@ -97,3 +97,51 @@ def test_projections_from_a_classic_area_detector_file_give_the_inline_volumes(t
 
     elsewhere = _volumes(camera, phantom, energy, rotation, [tmp_path / "elsewhere"])
     assert "outside the allowed roots" in elsewhere.failure and elsewhere.frames is None
+
+
+def test_each_energy_is_reconstructed_as_soon_as_its_projections_are_in(caplog):
+    """Volumes come while the run goes on: energy i's once its n_angles projections are in."""
+    import logging
+
+    phantom = make_tomo_phantom(16, n_angles=20, energies=np.linspace(8250, 8450, 4), seed=3)
+    energy, rotation = SimAxis(name="energy", egu="eV"), SimAxis(name="rotation", egu="deg")
+    camera = TomoCamera(name="cam", phantom=phantom, energy=energy, rotation=rotation)
+    events, made = [], []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().endswith("eV reconstructed"):
+                made.append(len(events))
+
+    handler, name = Count(), "xanes_stream.documents.tomo_job"
+    logging.getLogger(name).addHandler(handler)
+    try:
+        jobs = []
+        engine = RunEngine({}, context_managers=[])
+        engine.subscribe(lambda name, doc: events.append(doc) if name == "event" else None)
+        engine.subscribe(SafeRouter(load_profile("sim"), [], jobs.append))
+        with caplog.at_level(logging.INFO, logger=name):
+            engine(tomo_xanes_scan(camera, energy, rotation))
+    finally:
+        logging.getLogger(name).removeHandler(handler)
+    assert jobs[0].failure is None
+    assert made == [20 * (i + 1) for i in range(phantom.energies.size)]
+
+
+def test_an_event_without_its_angle_fails_the_run_with_a_reason():
+    phantom = make_tomo_phantom(16, n_angles=12, energies=np.linspace(8250, 8450, 3), seed=4)
+    energy, rotation = SimAxis(name="energy", egu="eV"), SimAxis(name="rotation", egu="deg")
+    camera = TomoCamera(name="cam", phantom=phantom, energy=energy, rotation=rotation)
+    jobs = []
+    router = SafeRouter(load_profile("sim"), [], jobs.append)
+
+    def drop_angle(name, doc):  # a broken recorder: the rotation is missing from the events
+        if name == "event":
+            doc = {**doc, "data": {k: v for k, v in doc["data"].items() if k != "rotation"}}
+        router(name, doc)
+
+    engine = RunEngine({}, context_managers=[])
+    engine.subscribe(drop_angle)
+    engine(tomo_xanes_scan(camera, energy, rotation))
+    (job,) = jobs
+    assert "has no ['rotation']" in job.failure and job.frames is None
