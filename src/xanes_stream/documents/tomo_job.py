@@ -7,11 +7,13 @@ The router picks this callback for runs whose start document has ``md["xanes"]["
 every energy measured at each), ``angle_key``, ``energy_key`` (eV) and ``image_key`` of the
 events, ``mode`` of the images (``transmission``, flat-corrected, or ``absorbance``), and
 optionally the ``method``/``center``/... of
-:class:`~xanes_stream.pipeline.projections.TomographySettings`. Images come inline in the events or, from a classic
-areaDetector (FXI's cameras), from the files its ``resource``/``datum`` documents name, read as
-each event arrives (confined to the allowed roots, see :mod:`.resources`); several exposures
-of one angle are averaged. ophyd-async's ``stream_resource`` files are not read for
-tomographic runs yet: such a run fails with that reason.
+:class:`~xanes_stream.pipeline.projections.TomographySettings`.
+
+Images come inline in the events or, from a classic areaDetector (FXI's cameras), from the
+files its ``resource``/``datum`` documents name, read as each event arrives (confined to the
+allowed roots, see :mod:`.resources`); several exposures of one angle are averaged.
+ophyd-async's ``stream_resource`` files are not read for tomographic runs yet: such a run
+fails with that reason.
 """
 
 from __future__ import annotations
