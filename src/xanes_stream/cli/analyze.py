@@ -31,7 +31,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         args.dask = args.dask or os.environ.get("XANES_DASK") or None
         return analyze_projections_file(args)
     settings = _enable_products(load_settings(args.settings), args.products)
-    references = [parse_reference(r) for r in args.reference]
+    references = [parse_reference(r, args.reference_units) for r in args.reference]
     if not references and args.out_references is None:
         args.out_references = _beside(args.out)
     library = references
@@ -299,6 +299,12 @@ def add_commands(sub) -> None:
         metavar="NAME=FILE",
         help="reference spectrum (repeat); a bare NAME takes a bundled one (NiO, LiNiO2, Ni, Cu); "
         "none: a first look (E0, white line, edge step, PCA, clusters and their spectra)",
+    )
+    p.add_argument(
+        "--reference-units",
+        choices=["eV", "keV"],
+        help="the unit of the --reference files' energies (default: what each file's header "
+        "states, XDI '# Column.1: energy eV'; else told by the values, an error for 20-200)",
     )
     p.add_argument(
         "--out-references",

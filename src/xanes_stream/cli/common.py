@@ -15,12 +15,14 @@ from xanes_stream.errors import XanesStreamError
 log = logging.getLogger("xanes_stream")
 
 
-def parse_reference(text: str):
+def parse_reference(text: str, units: str | None = None):
+    """``NAME=FILE`` (read in ``units``, None: as the file states or its values tell) or a
+    bundled ``NAME``."""
     from xanes_stream.io.references import bundled_reference, read_reference
 
     if "=" in text:
         name, path = text.split("=", 1)
-        return read_reference(path, name.strip())
+        return read_reference(path, name.strip(), units=units or "auto")
     return bundled_reference(text.strip())
 
 

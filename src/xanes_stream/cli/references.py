@@ -48,9 +48,12 @@ def library_name(path: Path, given: str | None = None) -> tuple[str, str, list[s
     )
 
 
-def named_references(files: list[str], given: str | None = None) -> list[tuple]:
+def named_references(
+    files: list[str], given: str | None = None, units: str | None = None
+) -> list[tuple]:
     """The references in ``files``, each named by :func:`library_name`, read before anything is
-    written: ``[(reference, origin, passed_over), ...]``.
+    written (energies in ``units``; None: as each file states or its values tell):
+    ``[(reference, origin, passed_over), ...]``.
 
     Raises
     ------
@@ -77,7 +80,10 @@ def named_references(files: list[str], given: str | None = None) -> list[tuple]:
                 f"({chosen[name][1]}; {origin}): add them one at a time with --name"
             )
         chosen[name] = (path, origin, passed_over)
-    return [(read_reference(path, name), *rest) for name, (path, *rest) in chosen.items()]
+    return [
+        (read_reference(path, name, units=units or "auto"), *rest)
+        for name, (path, *rest) in chosen.items()
+    ]
 
 
 def _add(store, references: list[tuple]) -> None:
@@ -96,7 +102,7 @@ def cmd_references(args: argparse.Namespace) -> int:
     from xanes_stream.store.tiled_store import TiledResultStore
 
     if args.action == "add":
-        references = named_references(args.files, args.name)
+        references = named_references(args.files, args.name, args.units)
         _add(TiledResultStore(tiled_client(args)), references)
         return 0
     if args.name or args.files:
@@ -122,6 +128,12 @@ def add_commands(sub) -> None:
     p.add_argument("files", nargs="*", help="spectra to add (XDI or two-column text)")
     p.add_argument(
         "--name", help="library name of the one file given (default: the name the file gives)"
+    )
+    p.add_argument(
+        "--units",
+        choices=["eV", "keV"],
+        help="the unit of the files' energies (default: what each header states, XDI "
+        "'# Column.1: energy eV'; else told by the values, an error for 20-200)",
     )
     p.add_argument("--tiled-uri", default="http://127.0.0.1:8000")
     p.set_defaults(func=cmd_references)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xanes_stream.errors import ReferenceError
-from xanes_stream.spectra.energies import to_ev
+from xanes_stream.errors import AnalysisError, ReferenceError
+from xanes_stream.spectra.energies import Units, to_ev
 from xanes_stream.spectra.references import Reference, looks_normalized
 
 #: Column names that hold a measured absorption, most preferred first.
@@ -18,12 +18,32 @@ _MU_COLUMNS = ("norm", "flat", "mu", "mutrans", "mufluor", "murefer")
 
 
 def read_reference(
-    path: str | Path, name: str | None = None, *, normalized: bool | None = None
+    path: str | Path,
+    name: str | None = None,
+    *,
+    normalized: bool | None = None,
+    units: Units = "auto",
 ) -> Reference:
     """Read a reference spectrum from an XDI file or a two-column text file.
 
-    Energies in keV are detected and converted to eV. ``normalized=None`` guesses from the data
-    whether the spectrum is already edge-normalized.
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    name : str, optional
+        The reference's name; None: the file's stem.
+    normalized : bool, optional
+        Whether the spectrum is edge-normalized; None: guessed from the data.
+    units : {"auto", "eV", "keV"}
+        The energy column's unit; ``"auto"``: the one the header states (XDI's
+        ``# Column.1: energy eV``, or a first column named like ``energy(keV)``), else the
+        values' (:func:`~xanes_stream.spectra.energies.to_ev`: an error where they cannot
+        tell, as for 20-200).
+
+    Returns
+    -------
+    Reference
+        Energies in eV, sorted.
     """
     path = Path(path)
     name = name or path.stem
@@ -42,7 +62,16 @@ def read_reference(
     if table.shape[1] < 2 or table.shape[0] < 3:
         raise ReferenceError(f"reference {name!r}: {path} needs two columns and 3+ rows")
     mu_column = _choose_mu_column(columns, table.shape[1])
-    energy = to_ev(table[:, 0])
+    stated = _stated_units(comments)
+    units = stated if units == "auto" and stated else units
+    try:
+        energy = to_ev(table[:, 0], units)
+    except AnalysisError as exc:
+        raise ReferenceError(
+            f"reference {name!r} ({path.name}): {exc}; for a reference file: state it in the "
+            "header ('# Column.1: energy eV'), or give --reference-units eV|keV (analyze) or "
+            "--units eV|keV (references add)"
+        ) from None
     mu = table[:, mu_column]
     order = np.argsort(energy, kind="stable")
     energy, mu = energy[order], mu[order]
@@ -79,6 +108,20 @@ def _parse_columns(text: str) -> tuple[dict[int, str], list[str]]:
         if len(names) >= 2 and not any(_is_number(n) for n in names):
             columns = {i: n.lower() for i, n in enumerate(names)}
     return columns, comments
+
+
+def _stated_units(comments: list[str]) -> Units | None:
+    """The energy unit a header states: XDI's ``# Column.1: energy eV``, else the first name
+    of the header's last line when it says it (``# energy(eV) mu``, ``# E_keV norm``)."""
+    unit = re.compile(r"(?<![a-z])(k?ev)(?![a-z])", re.IGNORECASE)
+    labels = [c for c in comments if re.match(r"#\s*Column\.1\s*:", c, re.IGNORECASE)]
+    if not labels and comments:
+        names = comments[-1].lstrip("#").split()
+        labels = names[:1] if names and not _is_number(names[0]) else []
+    found = unit.search(labels[0].split(":", 1)[-1]) if labels else None
+    if found is None:
+        return None
+    return "keV" if found.group(1).lower() == "kev" else "eV"
 
 
 def _is_number(text: str) -> bool:

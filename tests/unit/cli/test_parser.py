@@ -68,3 +68,20 @@ def test_dask_option(monkeypatch):
         "127.0.0.1:8786"
     )
     assert parser.parse_args(["replay", "u1"]).dask is None
+
+
+def test_reference_units_reach_the_reference_files(tmp_path):
+    import numpy as np
+
+    from xanes_stream.cli.common import parse_reference
+
+    path = tmp_path / "s_l.txt"  # 160-190: eV or keV cannot be told from the values
+    energy = np.linspace(160.0, 190.0, 31)
+    np.savetxt(path, np.column_stack([energy, np.clip(energy - 165.0, 0, 1)]))
+    args = build_parser().parse_args(
+        ["analyze", "stack.h5", "-o", "m.h5", "-r", f"S={path}", "--reference-units", "eV"]
+    )
+    reference = parse_reference(args.reference[0], args.reference_units)
+    assert reference.energy[0] == 160.0
+    add = build_parser().parse_args(["references", "add", str(path), "--units", "keV"])
+    assert add.units == "keV"

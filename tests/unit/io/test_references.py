@@ -56,3 +56,38 @@ def test_duplicate_names_rejected():
     ref = bundled_reference("NiO")
     with pytest.raises(ReferenceError, match="unique"):
         reference_matrix([ref, ref], np.linspace(8250, 8450, 60), (8250, 8450))
+
+
+def _soft_edge(path, header: str | None) -> None:
+    """A sulfur L-edge-like spectrum at 160-190 eV: eV or keV cannot be told from the values."""
+    energy = np.linspace(160.0, 190.0, 61)
+    mu = np.clip((energy - 165.0) / 2, 0, 1)
+    np.savetxt(path, np.column_stack([energy, mu]), header=header or "", comments="# ")
+
+
+@pytest.mark.parametrize(
+    ("header", "factor"),
+    [
+        ("XDI/1.0\nColumn.1: energy eV\nColumn.2: norm\n-------\nenergy norm", 1.0),
+        ("energy(eV) norm", 1.0),
+        ("E_keV norm", 1000.0),
+    ],
+)
+def test_the_unit_a_header_states_is_used(tmp_path, header, factor):
+    path = tmp_path / "s_l.txt"
+    _soft_edge(path, header)
+    ref = read_reference(path, "S")
+    assert ref.energy[0] == pytest.approx(160.0 * factor)
+
+
+def test_an_ambiguous_unit_is_an_error_that_says_how_to_give_it(tmp_path):
+    path = tmp_path / "s_l.txt"
+    _soft_edge(path, "energy norm")
+    with pytest.raises(ReferenceError, match="reference-units eV"):
+        read_reference(path, "S")
+    assert read_reference(path, "S", units="eV").energy[0] == pytest.approx(160.0)
+    assert read_reference(path, "S", units="keV").energy[0] == pytest.approx(160_000.0)
+    # a unit given wins over the header's
+    stated = tmp_path / "stated.txt"
+    _soft_edge(stated, "energy(keV) norm")
+    assert read_reference(stated, "S", units="eV").energy[0] == pytest.approx(160.0)
