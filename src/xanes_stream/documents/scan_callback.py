@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
-from event_model import DocumentRouter, unpack_event_page
+from event_model import unpack_event_page
 
 from xanes_stream.documents.accumulator import ScanAccumulator
 from xanes_stream.documents.codec import DocumentError
@@ -27,7 +27,8 @@ from xanes_stream.documents.foil import FoilReadings
 from xanes_stream.documents.job import Progress, ScanJob
 from xanes_stream.documents.limits import Limits
 from xanes_stream.documents.resources import ClassicFrames
-from xanes_stream.documents.start import check_frame_shape, read_start, short
+from xanes_stream.documents.run_callback import RunCallback
+from xanes_stream.documents.start import check_frame_shape, short
 from xanes_stream.documents.waiting import Waiting
 from xanes_stream.profiles import Profile
 
@@ -36,7 +37,7 @@ __all__ = ["ScanCallback"]
 log = logging.getLogger(__name__)
 
 
-class ScanCallback(DocumentRouter):
+class ScanCallback(RunCallback):
     """Collects one energy scan; at its stop hands a :class:`ScanJob` to ``submit``."""
 
     def __init__(
@@ -48,29 +49,12 @@ class ScanCallback(DocumentRouter):
         progress: Progress | None = None,
         limits: Limits = Limits(),  # noqa: B008 (frozen)
     ) -> None:
-        super().__init__()
-        self.submit = submit
-        self.progress = progress or (lambda job, seen, expected: None)
-        self.limits = limits
-        self.closed = False  # submitted (stopped or evicted): documents after are ignored
-        md = start.get("xanes") if isinstance(start.get("xanes"), dict) else {}
-        reading = read_start(start, md, profile, limits)
+        super().__init__(start, profile, submit, progress, limits)
+        reading = self.reading
         keys = ("image_key", "energy_key", "i0_key", "energy_scale", "stream_kind", "event_image")
         for key in keys:
             setattr(self, key, getattr(reading, key))
         self.received: Counter[str] = Counter()  # frames per stream kind
-        self.job = ScanJob(
-            uid=start["uid"],
-            start=start,
-            stop=None,
-            profile=profile,
-            references=reading.references,
-            received_at=time.time(),
-            failure=reading.failure,
-        )
-        self.label = f"scan {short(start.get('scan_id'))} ({start['uid'][:8]})"
-        self.job.settings = reading.settings  # analysis parameters only (run_overrides)
-        self.expected = reading.expected
         self.accumulator = ScanAccumulator(
             reading.settings,
             mode=reading.mode,
@@ -97,21 +81,6 @@ class ScanCallback(DocumentRouter):
         self.progress(self.job, 0, self.expected)
 
     # --- documents -----------------------------------------------------------------------
-    def __call__(self, name, doc, validate=False):
-        if self.closed or (self.job.failure is not None and name != "stop"):
-            return None
-        try:
-            return super().__call__(name, doc, validate)
-        except MemoryError:
-            self._fail(f"out of memory on a {name} document: the scan is too large to hold")
-        except (DocumentError, KeyError, TypeError, ValueError) as exc:
-            self._fail(f"unusable {name} document: {exc}")
-        except Exception as exc:  # whatever it was, the run gets a record of it
-            self._fail(f"cannot use a {name} document: {type(exc).__name__}: {exc}")
-        if name == "stop" and not self.closed:  # a stop that failed still hands the run on
-            self._submit()
-        return None
-
     def descriptor(self, doc):
         kind = self.stream_kind.get(doc.get("name"), "other")
         self.descriptors[doc["uid"]] = kind
@@ -206,19 +175,6 @@ class ScanCallback(DocumentRouter):
                     self.job.notes.append(note)
                 self.job.notes.extend(self._frame_notes())
         self._submit()
-
-    def evict(self, reason: str) -> None:
-        """Give up on this run before its stop (too many runs in flight): fail it with
-        ``reason``, drop its frames and hand it on; documents after this are ignored."""
-        if self.closed:
-            return
-        self._fail(reason, log_level=logging.WARNING)
-        self.job.stopped_at = time.time()
-        self._submit()
-
-    def _submit(self) -> None:
-        self.closed = True
-        self.submit(self.job)
 
     # --- helpers ----------------------------------------------------------------------------
     def _frame_notes(self) -> list[str]:
@@ -322,9 +278,6 @@ class ScanCallback(DocumentRouter):
                 )
                 log.log(level, "%s: frames %d/%d", self.label, seen, self.expected)
 
-    def _fail(self, reason: str, log_level=logging.ERROR) -> None:
-        """Mark the run failed with ``reason`` and give back the memory of its frames."""
-        self.job.failure = reason
-        log.log(log_level, "%s: %s", self.label, reason)
+    def _release(self) -> None:
         self.accumulator.release()
         self.waiting.clear()

@@ -23,13 +23,14 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from event_model import DocumentRouter, unpack_event_page
+from event_model import unpack_event_page
 
 from xanes_stream.documents.codec import DocumentError
 from xanes_stream.documents.job import Progress, ScanJob
 from xanes_stream.documents.limits import Limits
 from xanes_stream.documents.resources import ClassicFrames
-from xanes_stream.documents.start import read_start, short
+from xanes_stream.documents.run_callback import RunCallback
+from xanes_stream.documents.start import short
 from xanes_stream.errors import XanesStreamError
 from xanes_stream.pipeline.projections import TomographySettings
 from xanes_stream.pipeline.tomograms import EnergyTomograms
@@ -47,7 +48,7 @@ def is_tomography_run(start: dict) -> bool:
     return isinstance(md, dict) and isinstance(md.get("tomography"), dict)
 
 
-class TomographyScanCallback(DocumentRouter):
+class TomographyScanCallback(RunCallback):
     """Collects one tomographic run; at its stop hands a :class:`ScanJob` of volumes on."""
 
     def __init__(
@@ -59,30 +60,13 @@ class TomographyScanCallback(DocumentRouter):
         progress: Progress | None = None,
         limits: Limits = Limits(),  # noqa: B008 (frozen)
     ) -> None:
-        super().__init__()
-        self.submit = submit
-        self.progress = progress or (lambda job, seen, expected: None)
-        self.closed = False
+        super().__init__(start, profile, submit, progress, limits, what="tomographic scan")
         self.max_bytes = limits.max_scan_bytes
         self.classic = ClassicFrames(roots, max_frames=limits.max_frames)
-        md = start.get("xanes") if isinstance(start.get("xanes"), dict) else {}
-        reading = read_start(start, md, profile, limits)
-        self.job = ScanJob(
-            uid=start["uid"],
-            start=start,
-            stop=None,
-            profile=profile,
-            references=reading.references,
-            received_at=time.time(),
-            failure=reading.failure,
-        )
-        self.job.settings = reading.settings
-        self.expected = reading.expected
-        self.label = f"tomographic scan {short(start.get('scan_id'))} ({start['uid'][:8]})"
         self.primary: set[str] = set()
         self.seen = 0
         self.tomograms: EnergyTomograms | None = None
-        tomo = md.get("tomography") if isinstance(md.get("tomography"), dict) else {}
+        tomo = self.md.get("tomography") if isinstance(self.md.get("tomography"), dict) else {}
         try:
             self.keys = tuple(str(tomo[k]) for k in ("image_key", "energy_key", "angle_key"))
             self.tomograms = EnergyTomograms(
@@ -97,24 +81,8 @@ class TomographyScanCallback(DocumentRouter):
             self._fail(f"xanes.tomography is not usable: {exc}")
         log.info("received %s: %s projections expected", self.label, self.expected or "?")
 
-    def __call__(self, name, doc, validate=False):
-        if self.closed or (self.job.failure is not None and name != "stop"):
-            return None
-        try:
-            return super().__call__(name, doc, validate)
-        except MemoryError:
-            self._fail(f"out of memory on a {name} document: the scan is too large to hold")
-        except Exception as exc:  # whatever it was, the run gets a record of it
-            self._fail(f"cannot use a {name} document: {type(exc).__name__}: {exc}")
-        if name == "stop" and not self.closed:
-            self._submit()
-        return None
-
-    def _fail(self, reason: str) -> None:
-        if self.job.failure is None:
-            self.job.failure = reason
-            log.error("%s: %s", self.label, reason)
-        self.tomograms = None
+    def _release(self) -> None:
+        self.tomograms = None  # its projections and volumes are not kept
 
     def _volume(self, energy: float, volume: np.ndarray) -> None:
         log.info("%s: %g eV reconstructed", self.label, energy)
@@ -211,15 +179,3 @@ class TomographyScanCallback(DocumentRouter):
                 self.job.timings["stack"] = time.time() - self.job.stopped_at
         self.tomograms = None
         self._submit()
-
-    def evict(self, reason: str) -> None:
-        """Give up on this run before its stop: fail it with ``reason`` and hand it on."""
-        if self.closed:
-            return
-        self._fail(reason)
-        self.job.stopped_at = time.time()
-        self._submit()
-
-    def _submit(self) -> None:
-        self.closed = True
-        self.submit(self.job)
