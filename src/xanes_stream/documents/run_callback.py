@@ -1,6 +1,7 @@
 """What every per-run callback of :class:`~.router.SafeRouter` shares: the run's
-:class:`~.job.ScanJob` made from its start document, the guard that turns whatever a document
-raises into the run's failure (never into the caller), eviction, and the hand-on at the stop.
+:class:`~.job.ScanJob` made from its start document, the classic ``resource``/``datum``
+documents (:mod:`.resources`), the guard that turns whatever a document raises into the run's
+failure (never into the caller), eviction, and the hand-on at the stop.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from event_model import DocumentRouter
 from xanes_stream.documents.codec import DocumentError
 from xanes_stream.documents.job import Progress, ScanJob
 from xanes_stream.documents.limits import Limits
+from xanes_stream.documents.resources import ClassicFrames
 from xanes_stream.documents.start import StartReading, read_start, short
 from xanes_stream.profiles import Profile
 
@@ -34,6 +36,8 @@ class RunCallback(DocumentRouter):
         The run's start document.
     profile : Profile
         The beamline profile.
+    roots : list
+        The folders the run's files may be read from.
     submit : callable
         Called once with the run's :class:`ScanJob`.
     progress : callable, optional
@@ -48,12 +52,14 @@ class RunCallback(DocumentRouter):
         self,
         start: dict,
         profile: Profile,
+        roots: list,
         submit: Callable[[ScanJob], None],
         progress: Progress | None = None,
         limits: Limits = Limits(),  # noqa: B008 (frozen)
         what: str = "scan",
     ) -> None:
         super().__init__()
+        self.classic = ClassicFrames(roots, max_frames=limits.max_frames)
         self.submit = submit
         self.progress = progress or (lambda job, seen, expected: None)
         self.limits = limits
@@ -87,6 +93,15 @@ class RunCallback(DocumentRouter):
         if name == "stop" and not self.closed:  # a stop that failed still hands the run on
             self._submit()
         return None
+
+    def resource(self, doc):
+        self.classic.add_resource(doc)
+
+    def datum(self, doc):
+        self.classic.add_datum(doc)
+
+    def datum_page(self, doc):
+        self.classic.add_datum_page(doc)
 
     def _fail(self, reason: str, log_level: int = logging.ERROR) -> None:
         """Fail the run with ``reason`` (the first reason stays), and free what it holds."""

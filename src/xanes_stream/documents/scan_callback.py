@@ -26,7 +26,6 @@ from xanes_stream.documents.external import ExternalFrames
 from xanes_stream.documents.foil import FoilReadings
 from xanes_stream.documents.job import Progress, ScanJob
 from xanes_stream.documents.limits import Limits
-from xanes_stream.documents.resources import ClassicFrames
 from xanes_stream.documents.run_callback import RunCallback
 from xanes_stream.documents.start import check_frame_shape, short
 from xanes_stream.documents.waiting import Waiting
@@ -49,7 +48,7 @@ class ScanCallback(RunCallback):
         progress: Progress | None = None,
         limits: Limits = Limits(),  # noqa: B008 (frozen)
     ) -> None:
-        super().__init__(start, profile, submit, progress, limits)
+        super().__init__(start, profile, roots, submit, progress, limits)
         reading = self.reading
         keys = ("image_key", "energy_key", "i0_key", "energy_scale", "stream_kind", "event_image")
         for key in keys:
@@ -67,7 +66,6 @@ class ScanCallback(RunCallback):
         )
         self.foil = FoilReadings(profile.foil) if profile.foil is not None else None
         self.external = ExternalFrames(roots, max_frames=limits.max_frames)
-        self.classic = ClassicFrames(roots, max_frames=limits.max_frames)
         self.descriptors: dict[str, str] = {}  # descriptor uid -> stream kind
         self.shapes: dict[str, list] = {}  # descriptor uid -> the image's shape, as described
         self.stacked: dict[str, bool] = {}  # descriptor uid -> stream_datum of k > 1 frames
@@ -116,15 +114,6 @@ class ScanCallback(RunCallback):
             self._frame(kind, key, self.waiting.take_frame(key), data, stacked=stacked)
         elif kind != "primary":
             self.waiting.hold_event(key, data)
-
-    def resource(self, doc):
-        self.classic.add_resource(doc)
-
-    def datum(self, doc):
-        self.classic.add_datum(doc)
-
-    def datum_page(self, doc):
-        self.classic.add_datum_page(doc)
 
     def stream_resource(self, doc):
         if doc.get("data_key", self.image_key) == self.image_key:

@@ -28,7 +28,6 @@ from event_model import unpack_event_page
 from xanes_stream.documents.codec import DocumentError
 from xanes_stream.documents.job import Progress, ScanJob
 from xanes_stream.documents.limits import Limits
-from xanes_stream.documents.resources import ClassicFrames
 from xanes_stream.documents.run_callback import RunCallback
 from xanes_stream.documents.start import short
 from xanes_stream.errors import XanesStreamError
@@ -60,9 +59,8 @@ class TomographyScanCallback(RunCallback):
         progress: Progress | None = None,
         limits: Limits = Limits(),  # noqa: B008 (frozen)
     ) -> None:
-        super().__init__(start, profile, submit, progress, limits, what="tomographic scan")
+        super().__init__(start, profile, roots, submit, progress, limits, what="tomographic scan")
         self.max_bytes = limits.max_scan_bytes
-        self.classic = ClassicFrames(roots, max_frames=limits.max_frames)
         self.primary: set[str] = set()
         self.seen = 0
         self.tomograms: EnergyTomograms | None = None
@@ -119,15 +117,6 @@ class TomographyScanCallback(RunCallback):
             )
             return
         self.progress(self.job, self.seen, self.expected)
-
-    def resource(self, doc):
-        self.classic.add_resource(doc)
-
-    def datum(self, doc):
-        self.classic.add_datum(doc)
-
-    def datum_page(self, doc):
-        self.classic.add_datum_page(doc)
 
     def stream_resource(self, doc):
         if doc.get("data_key") == self.keys[0]:
