@@ -44,7 +44,7 @@ def live(start_pipeline):
     live.http.close()
 
 
-def run_scans(live, n=1, seed=4):
+def run_scans(live, n=1, seed=4, md=None):
     """Simulated scans through the proxy (frames inline in the documents; no raw archive)."""
     runs = run_simulated_experiment(
         None,
@@ -56,6 +56,7 @@ def run_scans(live, n=1, seed=4):
         shape=(48, 48),
         seed=seed,
         energies=ENERGIES,
+        md=md,
     )
     live.runs.extend(runs)
     return runs
@@ -145,6 +146,19 @@ def test_page_shows_a_new_scan_live_in_chromium(live):
                 assert response.status == 200
                 assert response.headers["content-type"] == "image/png"
                 page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+                # every map downloads at once; no topography without the product
+                assert page.get_attribute("#maps-tiff", "href") == f"/api/scans/{run.uid}/maps.tiff"
+                assert page.locator("#topography-panel").is_hidden()
+                # a scan with the topography product: its levels and histograms are shown
+                topo = {"settings": {"products": {"topography": {"enabled": True, "n_levels": 2}}}}
+                (other,) = run_scans(live, seed=6, md={"xanes": topo})
+                page.wait_for_selector(f'tr.scan[data-uid="{other.uid}"][data-status="done"]')
+                page.click(f'tr.scan[data-uid="{other.uid}"]')
+                page.wait_for_selector("#topography-panel:not([hidden]) #topography-table td")
+                shown = live.http.get(f"/api/scans/{other.uid}").json()["topography"]
+                assert page.locator("#topography-table tr").count() == 1 + len(shown["levels"])
+                bins = sum(len(c["curvature"]) for c in shown["histograms"])
+                assert bins > 0 and page.locator("#topography-plot circle.pt").count() == bins
             finally:
                 browser.close()
     finally:
