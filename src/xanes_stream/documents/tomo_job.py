@@ -11,9 +11,9 @@ optionally the ``method``/``center``/... of
 
 Images come inline in the events or, from a classic areaDetector (FXI's cameras), from the
 files its ``resource``/``datum`` documents name, read as each event arrives (confined to the
-allowed roots, see :mod:`.resources`); several exposures of one angle are averaged.
-ophyd-async's ``stream_resource`` files are not read for tomographic runs yet: such a run
-fails with that reason.
+allowed roots, see :mod:`.resources`), or from an ophyd-async detector's files
+(``stream_resource``/``stream_datum``, :mod:`.external`; frame and event may come in either
+order); several exposures of one angle are averaged.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ import numpy as np
 from event_model import unpack_event_page
 
 from xanes_stream.documents.codec import DocumentError
+from xanes_stream.documents.external import ExternalFrames
 from xanes_stream.documents.job import Progress, ScanJob
 from xanes_stream.documents.limits import Limits
 from xanes_stream.documents.run_callback import RunCallback
 from xanes_stream.documents.start import short
+from xanes_stream.documents.waiting import Waiting
 from xanes_stream.errors import XanesStreamError
 from xanes_stream.pipeline.projections import TomographySettings
 from xanes_stream.pipeline.tomograms import EnergyTomograms
@@ -61,7 +63,11 @@ class TomographyScanCallback(RunCallback):
     ) -> None:
         super().__init__(start, profile, roots, submit, progress, limits, what="tomographic scan")
         self.max_bytes = limits.max_scan_bytes
+        self.external = ExternalFrames(roots, max_frames=limits.max_frames)
+        self.waiting = Waiting(limits.max_frames)  # ophyd-async: frames and events, either first
         self.primary: set[str] = set()
+        self.shapes: dict[str, list | None] = {}  # primary descriptor -> the image's shape
+        self.streamed: set[str] = set()  # primary descriptors whose images are in files
         self.seen = 0
         self.tomograms: EnergyTomograms | None = None
         tomo = self.md.get("tomography") if isinstance(self.md.get("tomography"), dict) else {}
@@ -81,35 +87,76 @@ class TomographyScanCallback(RunCallback):
 
     def _release(self) -> None:
         self.tomograms = None  # its projections and volumes are not kept
+        self.waiting.clear()
 
     def _volume(self, energy: float, volume: np.ndarray) -> None:
         log.info("%s: %g eV reconstructed", self.label, energy)
 
     def descriptor(self, doc):
-        if doc.get("name") == "primary":
-            self.primary.add(doc["uid"])
+        if doc.get("name") != "primary":
+            return
+        self.primary.add(doc["uid"])
+        info = (doc.get("data_keys") or {}).get(self.keys[0]) if self.tomograms else None
+        if isinstance(info, dict):
+            self.shapes[doc["uid"]] = info.get("shape")
+            if str(info.get("external", "")).startswith("STREAM"):
+                self.streamed.add(doc["uid"])
 
     def event_page(self, doc):
         for event in unpack_event_page(doc):
             self.event(event)
 
     def event(self, doc):
-        if self.tomograms is None or doc.get("descriptor") not in self.primary:
+        descriptor = doc.get("descriptor")
+        if self.tomograms is None or descriptor not in self.primary:
             return
         data = doc.get("data", {})
-        missing = [k for k in self.keys if k not in data]
+        streamed = descriptor in self.streamed
+        needed = self.keys[1:] if streamed else self.keys  # a streamed image is not in data
+        missing = [k for k in needed if k not in data]
         if missing:
             self._fail(f"event {short(doc.get('seq_num'))} has no {missing}")
             return
-        image_key, energy_key, angle_key = self.keys
+        if not streamed:
+            self._add(data, self._image(data[self.keys[0]]))
+            return
+        key = (descriptor, int(doc["seq_num"]))
+        frame = self.waiting.take_frame(key)
+        if frame is None:  # its stream_datum is still to come
+            self.waiting.hold_event(key, data)
+        else:
+            self._add(data, frame)
+
+    def stream_resource(self, doc):
+        if doc.get("data_key") == self.keys[0]:
+            self.external.add_resource(doc)
+
+    def stream_datum(self, doc):
+        descriptor = doc.get("descriptor")
+        if not self.external.knows(doc.get("stream_resource")) or descriptor not in self.primary:
+            return
+        self.external.max_bytes = max(0, self.max_bytes - self._held())
+        seq_nums, frames, _ = self.external.read_stacked(doc, self.shapes.get(descriptor))
+        for seq_num, frame in zip(seq_nums, frames, strict=True):
+            image = frame.mean(axis=0, dtype=np.float64) if frame.ndim == 3 else frame
+            data = self.waiting.events.pop((descriptor, seq_num), None)
+            if data is None:  # its event is still to come
+                self.waiting.hold_frame((descriptor, seq_num), image)
+            else:
+                self._add(data, image)
+            if self.tomograms is None:  # failed on the way
+                return
+
+    def _add(self, data: dict, image: np.ndarray) -> None:
+        """One projection, at the event's energy and angle, into its energy's sinogram."""
+        _, energy_key, angle_key = self.keys
         try:
-            image = self._image(data[image_key])
             self.tomograms.add(float(data[energy_key]), float(data[angle_key]), image)
         except XanesStreamError as exc:
             self._fail(str(exc))
             return
         self.seen += 1
-        held = self.tomograms.nbytes
+        held = self._held()
         if self.max_bytes and held > self.max_bytes:
             self._fail(
                 f"the scan's projections and volumes need more than {held / 2**20:.0f} MiB, "
@@ -118,12 +165,9 @@ class TomographyScanCallback(RunCallback):
             return
         self.progress(self.job, self.seen, self.expected)
 
-    def stream_resource(self, doc):
-        if doc.get("data_key") == self.keys[0]:
-            self._fail(
-                "tomographic runs whose projections are in ophyd-async files (stream_resource) "
-                "are not read yet: put the images in the events, or use a classic areaDetector"
-            )
+    def _held(self) -> int:
+        """Bytes held: the projections and volumes, and the frames waiting for their events."""
+        return (self.tomograms.nbytes if self.tomograms is not None else 0) + self.waiting.nbytes
 
     def _image(self, image) -> np.ndarray:
         """An event's projection: inline, or its datum's frames read from the file (the mean
@@ -138,7 +182,7 @@ class TomographyScanCallback(RunCallback):
                 if spec is not None
                 else f"image {short(image)!r} names no datum of this run's resource documents"
             )
-        self.classic.max_bytes = max(0, self.max_bytes - self.tomograms.nbytes)
+        self.classic.max_bytes = max(0, self.max_bytes - self._held())
         frames = self.classic.read(image)
         return frames.mean(axis=0, dtype=np.float64) if frames.ndim == 3 else frames
 
@@ -165,6 +209,9 @@ class TomographyScanCallback(RunCallback):
                 missing = self.tomograms.incomplete
                 if missing:
                     self.job.notes.append(f"{len(missing)} energies left out: projections missing")
+                lost = self.waiting.lost(self.primary)
+                if lost:
+                    self.job.notes.append("not received: " + "; ".join(lost))
                 self.job.timings["stack"] = time.time() - self.job.stopped_at
         self.tomograms = None
         self._submit()

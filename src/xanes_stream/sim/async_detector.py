@@ -35,44 +35,41 @@ from ophyd_async.core import (
 from xanes_stream.sim.areadetector import AD_DATASET
 from xanes_stream.sim.txm import FrameKind, TXMSimulator
 
-__all__ = ["TXMAsyncDetector"]
+__all__ = ["FileAsyncDetector", "FileCamera", "TXMAsyncDetector"]
 
 
-class _TXMCamera:
-    """The simulated camera behind the logics: what it sees and the file it fills."""
+class FileCamera:
+    """What a camera behind the logics does: take ``frames_per_trigger`` frames on
+    :meth:`acquire` and append them to the run's HDF5 file (``/entry/data/data``), counting
+    them in ``frames_written``. Subclasses say what is imaged: :meth:`acquire`,
+    :attr:`frame_shape`, :attr:`dtype`, and :meth:`begin` (the run's start) if they need it."""
 
-    def __init__(self, sim: TXMSimulator, energy, shutter, sample_stage, cell):
-        self.sim, self.energy, self.shutter = sim, energy, shutter
-        self.sample_stage, self.cell = sample_stage, cell
+    frame_shape: tuple[int, ...] = ()
+    dtype: np.dtype = np.dtype(np.float32)
+
+    def __init__(self) -> None:
         self.frames_per_trigger = 1
         self.frames_written, self._set_frames_written = soft_signal_r_and_setter(int)
         self._h5: h5py.File | None = None
 
-    def frame_kind(self) -> FrameKind:
-        if self.shutter.position < 0.5:
-            return "dark"
-        return "sample" if self.sample_stage.in_beam() else "flat"
+    def begin(self) -> None:
+        """The detector is staged for a run."""
 
     def open(self, path: Path) -> None:
         self.close()
-        shape = tuple(self.sim.settings.frame_shape)
         self._h5 = h5py.File(path, "w", libver="latest")
         self._h5.create_dataset(
             AD_DATASET,
-            shape=(0, *shape),
-            maxshape=(None, *shape),
-            chunks=(1, *shape),
-            dtype=self.sim.settings.dtype,
+            shape=(0, *self.frame_shape),
+            maxshape=(None, *self.frame_shape),
+            chunks=(1, *self.frame_shape),
+            dtype=self.dtype,
         )
         self._h5.swmr_mode = True
         self._set_frames_written(0)
-        if self.sim.current_scan is not None:
-            self.sim.current_scan.files.append(str(path))
 
     async def acquire(self) -> None:
-        n = self.frames_per_trigger
-        energy_ev = self.energy.position * (1000.0 if self.energy.egu == "keV" else 1.0)
-        await self.store(self.sim.expose(self.frame_kind(), energy_ev, self.cell.position, n))
+        raise NotImplementedError
 
     async def store(self, frames: np.ndarray) -> None:
         """Append ``frames`` to the run's HDF5 file."""
@@ -90,8 +87,37 @@ class _TXMCamera:
         self._h5 = None
 
 
+class _TXMCamera(FileCamera):
+    """The simulated TXM's camera: what it sees and the file it fills."""
+
+    def __init__(self, sim: TXMSimulator, energy, shutter, sample_stage, cell):
+        super().__init__()
+        self.sim, self.energy, self.shutter = sim, energy, shutter
+        self.sample_stage, self.cell = sample_stage, cell
+        self.frame_shape = tuple(sim.settings.frame_shape)
+        self.dtype = np.dtype(sim.settings.dtype)
+
+    def frame_kind(self) -> FrameKind:
+        if self.shutter.position < 0.5:
+            return "dark"
+        return "sample" if self.sample_stage.in_beam() else "flat"
+
+    def begin(self) -> None:
+        self.sim.begin_scan(self.cell.position)
+
+    def open(self, path: Path) -> None:
+        super().open(path)
+        if self.sim.current_scan is not None:
+            self.sim.current_scan.files.append(str(path))
+
+    async def acquire(self) -> None:
+        n = self.frames_per_trigger
+        energy_ev = self.energy.position * (1000.0 if self.energy.egu == "keV" else 1.0)
+        await self.store(self.sim.expose(self.frame_kind(), energy_ev, self.cell.position, n))
+
+
 class _TriggerLogic(DetectorTriggerLogic):
-    def __init__(self, camera: _TXMCamera):
+    def __init__(self, camera: FileCamera):
         self.camera = camera
 
     async def prepare_internal(self, num: int, livetime: float, deadtime: float) -> None:
@@ -102,7 +128,7 @@ class _TriggerLogic(DetectorTriggerLogic):
 
 
 class _AcquireLogic(DetectorAcquireLogic):
-    def __init__(self, camera: _TXMCamera):
+    def __init__(self, camera: FileCamera):
         self.camera = camera
 
     async def start_acquiring(self) -> None:
@@ -116,15 +142,14 @@ class _AcquireLogic(DetectorAcquireLogic):
 
 
 class _DataLogic(DetectorDataLogic):
-    def __init__(self, camera: _TXMCamera, path_provider: StaticPathProvider):
+    def __init__(self, camera: FileCamera, path_provider: StaticPathProvider):
         self.camera, self.path_provider = camera, path_provider
 
     async def prepare_unbounded(self, datakey_name: str) -> StreamableDataProvider:
         info = self.path_provider(datakey_name)
         Path(info.directory_path).mkdir(parents=True, exist_ok=True)
         self.camera.open(Path(info.directory_path) / f"{info.filename}.h5")
-        settings = self.camera.sim.settings
-        shape = tuple(settings.frame_shape)
+        shape = tuple(self.camera.frame_shape)
         return StreamResourceDataProvider(
             uri=f"{info.directory_uri}{info.filename}.h5",
             resources=[
@@ -132,7 +157,7 @@ class _DataLogic(DetectorDataLogic):
                     data_key=datakey_name,
                     shape=shape,
                     chunk_shape=(1, *shape),
-                    dtype_numpy=np.dtype(settings.dtype).str,
+                    dtype_numpy=np.dtype(self.camera.dtype).str,
                     parameters={"dataset": AD_DATASET},
                 )
             ],
@@ -147,11 +172,43 @@ class _DataLogic(DetectorDataLogic):
         return [datakey_name]
 
 
-class TXMAsyncDetector(StandardDetector):
-    """An ophyd-async ``StandardDetector`` imaging the simulated TXM into HDF5 files under
+class FileAsyncDetector(StandardDetector):
+    """An ophyd-async ``StandardDetector`` whose :class:`FileCamera` writes HDF5 files under
     ``directory`` (data key: the detector's name). Connect it in the RunEngine's loop
-    (``ophyd_async.core.init_devices`` or ``call_in_bluesky_event_loop(det.connect())``);
-    :func:`~xanes_stream.sim.fxi.xanes_scan2` prepares it with :meth:`step_trigger_info`."""
+    (``ophyd_async.core.init_devices``, or ``ophyd_async.plan_stubs.ensure_connected``);
+    plans prepare it with :meth:`step_trigger_info`."""
+
+    def __init__(self, *, name: str, directory: str | Path, camera: FileCamera):
+        self.camera = camera
+        provider = StaticPathProvider(UUIDFilenameProvider(), Path(directory).resolve())
+        self.add_detector_logics(
+            _TriggerLogic(self.camera),
+            _AcquireLogic(self.camera),
+            self._data_logic(provider),
+        )
+        super().__init__(name=name)
+
+    def _data_logic(self, provider: StaticPathProvider) -> DetectorDataLogic:
+        """The data logic: where the frames go and the documents that say so."""
+        return _DataLogic(self.camera, provider)
+
+    @property
+    def image_key(self) -> str:
+        return self.name
+
+    def stage(self):
+        self.camera.begin()
+        return super().stage()
+
+    @staticmethod
+    def step_trigger_info(frames_per_event: int, livetime: float = 0.0) -> TriggerInfo:
+        """One event per trigger of ``frames_per_event`` frames (FXI's ``chunk_size``)."""
+        return TriggerInfo(collections_per_event=int(frames_per_event), livetime=livetime)
+
+
+class TXMAsyncDetector(FileAsyncDetector):
+    """The ophyd-async camera of the simulated TXM, as :func:`~xanes_stream.sim.fxi.xanes_scan2`
+    runs it at FXI."""
 
     def __init__(
         self,
@@ -164,36 +221,13 @@ class TXMAsyncDetector(StandardDetector):
         sample_stage: Any,
         cell: Any,
     ):
-        self.camera = self._camera(sim, energy, shutter, sample_stage, cell)
-        provider = StaticPathProvider(UUIDFilenameProvider(), Path(directory).resolve())
-        self.add_detector_logics(
-            _TriggerLogic(self.camera),
-            _AcquireLogic(self.camera),
-            self._data_logic(provider),
-        )
-        super().__init__(name=name)
+        camera = self._camera(sim, energy, shutter, sample_stage, cell)
+        super().__init__(name=name, directory=directory, camera=camera)
 
     def _camera(self, *wiring: Any) -> _TXMCamera:
         """The camera behind the logics (a subclass may store its frames otherwise)."""
         return _TXMCamera(*wiring)
 
-    def _data_logic(self, provider: StaticPathProvider) -> DetectorDataLogic:
-        """The data logic: where the frames go and the documents that say so."""
-        return _DataLogic(self.camera, provider)
-
-    @property
-    def image_key(self) -> str:
-        return self.name
-
     @property
     def sim(self) -> TXMSimulator:
         return self.camera.sim
-
-    def stage(self):
-        self.camera.sim.begin_scan(self.camera.cell.position)
-        return super().stage()
-
-    @staticmethod
-    def step_trigger_info(frames_per_event: int, livetime: float = 0.0) -> TriggerInfo:
-        """One event per trigger of ``frames_per_event`` frames (FXI's ``chunk_size``)."""
-        return TriggerInfo(collections_per_event=int(frames_per_event), livetime=livetime)

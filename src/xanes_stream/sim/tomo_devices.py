@@ -4,7 +4,9 @@
 that a :class:`~xanes_stream.sim.tomography.TomoPhantom` holds for them (flat-corrected
 transmission, inline in the event); :class:`TomoAreaDetector` records the same projections as a
 classic areaDetector does at FXI, into one HDF5 file per run (``resource``/``datum``, several
-exposures per angle if ``num_images`` says so). :func:`tomo_xanes_scan` measures every angle
+exposures per angle if ``num_images`` says so), and :class:`TomoAsyncDetector` as an ophyd-async
+``StandardDetector`` does (``stream_resource``/``stream_datum``). :func:`tomo_xanes_scan`
+measures every angle
 at each energy in turn and says in its start document what a consumer needs to reconstruct
 as it goes:
 ``md["xanes"]["tomography"] = {"angles": [...], "angle_key": ..., "energy_key": ...,
@@ -27,11 +29,12 @@ from ophyd.areadetector.trigger_mixins import SingleTrigger
 from ophyd.status import StatusBase
 
 from xanes_stream.sim.areadetector import SoftCam, SoftHDF5Plugin
+from xanes_stream.sim.async_detector import FileAsyncDetector, FileCamera
 from xanes_stream.sim.devices import SimAxis, _finished, _ImageSignal
 from xanes_stream.sim.tomography import TomoPhantom
 from xanes_stream.sim.txm import BeamlineError
 
-__all__ = ["TomoAreaDetector", "TomoCamera", "tomo_xanes_scan"]
+__all__ = ["TomoAreaDetector", "TomoAsyncDetector", "TomoCamera", "tomo_xanes_scan"]
 
 
 def _index(values: np.ndarray, value: float, what: str) -> int:
@@ -117,11 +120,43 @@ class TomoAreaDetector(SingleTrigger, DetectorBase):
         self.cam.array_counter.put(self.cam.array_counter.get() + n)
 
 
+class _TomoFileCamera(FileCamera):
+    """``frames_per_trigger`` exposures of the projection at the motors' energy and angle."""
+
+    def __init__(self, phantom: TomoPhantom, energy: SimAxis, rotation: SimAxis):
+        super().__init__()
+        self.phantom, self.energy, self.rotation = phantom, energy, rotation
+        self.frame_shape = tuple(phantom.projections.shape[2:])
+
+    async def acquire(self) -> None:
+        frame = _projection(self.phantom, self.energy, self.rotation).astype(np.float32)
+        await self.store(np.repeat(frame[None], self.frames_per_trigger, 0))
+
+
+class TomoAsyncDetector(FileAsyncDetector):
+    """The projections of :class:`TomoCamera` through an ophyd-async ``StandardDetector``:
+    one HDF5 file per run under ``directory``; ``exposures`` frames per event."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        phantom: TomoPhantom,
+        energy: SimAxis,
+        rotation: SimAxis,
+        directory: str | Path,
+        exposures: int = 1,
+    ):
+        camera = _TomoFileCamera(phantom, energy, rotation)
+        super().__init__(name=name, directory=directory, camera=camera)
+        self.phantom, self.exposures = phantom, int(exposures)
+
+
 def tomo_xanes_scan(
     camera: TomoCamera, energy: SimAxis, rotation: SimAxis, *, md: dict[str, Any] | None = None
 ):
     """Every angle of the camera's phantom at each of its energies, one event per projection
-    (``camera`` a :class:`TomoCamera` or a :class:`TomoAreaDetector`).
+    (``camera`` a :class:`TomoCamera`, :class:`TomoAreaDetector` or :class:`TomoAsyncDetector`).
 
     Parameters
     ----------
@@ -147,10 +182,17 @@ def tomo_xanes_scan(
     @bpp.stage_decorator([camera])
     @bpp.run_decorator(md=start)
     def inner():
+        if isinstance(camera, FileAsyncDetector):  # ophyd-async: exposures per event
+            info = camera.step_trigger_info(camera.exposures)
+            yield from bps.prepare(camera, info, wait=True)
         for e in phantom.energies:
             yield from bps.mv(energy, float(e))
             for a in phantom.angles:
                 yield from bps.mv(rotation, float(a))
                 yield from bps.trigger_and_read([camera, energy, rotation])
 
+    if isinstance(camera, FileAsyncDetector):
+        from ophyd_async.plan_stubs import ensure_connected
+
+        yield from ensure_connected(camera)
     return (yield from inner())

@@ -2,6 +2,7 @@
 orchestration maps like any 3-D scan."""
 
 import numpy as np
+import pytest
 from bluesky import RunEngine
 from scipy import ndimage as ndi
 
@@ -9,7 +10,12 @@ from xanes_stream.documents.router import SafeRouter
 from xanes_stream.pipeline.scan import analyze_scan
 from xanes_stream.profiles import load_profile
 from xanes_stream.sim.devices import SimAxis
-from xanes_stream.sim.tomo_devices import TomoAreaDetector, TomoCamera, tomo_xanes_scan
+from xanes_stream.sim.tomo_devices import (
+    TomoAreaDetector,
+    TomoAsyncDetector,
+    TomoCamera,
+    tomo_xanes_scan,
+)
 from xanes_stream.sim.tomography import make_tomo_phantom
 
 
@@ -77,23 +83,25 @@ def _volumes(camera, phantom, energy, rotation, roots):
     return job
 
 
-def test_projections_from_a_classic_area_detector_file_give_the_inline_volumes(tmp_path):
-    """FXI's cameras write HDF5 files (resource/datum, three exposures per angle here): the
+@pytest.mark.parametrize("detector", ["classic", "ophyd-async"])
+def test_projections_from_detector_files_give_the_inline_volumes(tmp_path, detector):
+    """FXI's cameras write HDF5 files (a classic areaDetector's resource/datum, or an
+    ophyd-async detector's stream_resource/stream_datum; three exposures per angle here): the
     volumes reconstructed from the file are those of the same projections inline."""
     phantom = make_tomo_phantom(16, n_angles=24, energies=np.linspace(8250, 8450, 4), seed=5)
     energy, rotation = SimAxis(name="energy", egu="eV"), SimAxis(name="rotation", egu="deg")
-    inline = _volumes(
-        TomoCamera(name="cam", phantom=phantom, energy=energy, rotation=rotation),
-        phantom, energy, rotation, [],
-    )  # fmt: skip
-    camera = TomoAreaDetector(
-        name="tomo", phantom=phantom, energy=energy, rotation=rotation, directory=tmp_path
-    )
-    camera.cam.num_images.put(3)
+    devices = {"phantom": phantom, "energy": energy, "rotation": rotation}
+    inline = _volumes(TomoCamera(name="cam", **devices), phantom, energy, rotation, [])
+    if detector == "classic":
+        camera = TomoAreaDetector(name="tomo", directory=tmp_path, **devices)
+        camera.cam.num_images.put(3)
+    else:
+        camera = TomoAsyncDetector(name="tomo", directory=tmp_path, exposures=3, **devices)
     filed = _volumes(camera, phantom, energy, rotation, [tmp_path])
     assert filed.failure is None, filed.failure
     assert list(tmp_path.rglob("*.h5"))  # the frames went through a file
     np.testing.assert_allclose(filed.frames, inline.frames, rtol=1e-5, atol=1e-6)
+    assert not [n for n in filed.notes if "not received" in n]
 
     elsewhere = _volumes(camera, phantom, energy, rotation, [tmp_path / "elsewhere"])
     assert "outside the allowed roots" in elsewhere.failure and elsewhere.frames is None
