@@ -22,7 +22,7 @@ def stack():
 
 def test_auto_fits_the_l_edge_in_optical_density_and_says_why(stack):
     energies, od, refs = stack
-    maps = analyze(od, energies, refs, mode="absorbance", settings={"mask": {"method": "snr"}})
+    maps = analyze(od, energies, refs, mode="absorbance")  # the signal-to-noise mask
     chosen = maps.metadata["fit_model"]
     assert chosen["model"] == "optical_density"
     assert chosen["r_factor_normalized"] > 100 * chosen["r_factor_optical_density"]
@@ -30,5 +30,6 @@ def test_auto_fits_the_l_edge_in_optical_density_and_says_why(stack):
     low = maps.fraction("low")
     in_low, in_high = (np.nanmean(low[ys, xs]) for ys, xs in REGIONS.values())
     assert in_low > 0.85 and in_high < 0.25  # each region is mostly its own reference
-    otsu = analyze(od, energies, refs, mode="absorbance")
+    assert maps.metadata["thresholds"]["method"] == "snr"
+    otsu = analyze(od, energies, refs, mode="absorbance", settings={"mask": {"method": "otsu"}})
     assert maps.mask.mean() > 1.5 * otsu.mask.mean()

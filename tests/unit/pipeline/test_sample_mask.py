@@ -39,13 +39,13 @@ def test_the_mask_keeps_the_thin_rims_otsu_drops(phantom):
     assert np.median(np.abs(f - phantom.fractions[0])[kept]) < 0.1
 
 
-def test_otsu_and_every_fit_kept_are_the_default(phantom):
-    """Until the products are checked on the signal-to-noise mask, Otsu's is the default."""
+def test_the_signal_to_noise_mask_and_nan_outside_are_the_default(phantom):
     settings = {**NO_REGISTRATION}
     p = phantom
     maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat, settings=settings)
-    assert maps.metadata["thresholds"]["method"] == "otsu"
-    assert np.isfinite(maps.fractions[:, ~maps.mask]).mean() > 0.9
+    assert maps.metadata["thresholds"]["method"] == "snr"
+    assert np.isnan(maps.fractions[:, ~maps.mask]).all()
+    assert np.isfinite(maps.thickness[~maps.mask]).mean() > 0.9  # it shows what was judged
 
 
 def test_every_fitted_map_is_nan_outside_the_mask(phantom):
