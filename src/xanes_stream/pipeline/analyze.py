@@ -366,6 +366,10 @@ def analyze(
             f"them in from outside the field in over {settings.max_bad_fraction:.0%} of the "
             "frames)"
         )
+    unfitted = mask & ~np.all(np.isfinite(out["fractions"]), axis=0)
+    if unfitted.any():  # an edge, but every reference's amount 0: no fractions to show
+        mask &= ~unfitted
+        notes.append(f"mask: {int(unfitted.sum())} pixels left out: no reference fits them")
     # with the signal-to-noise mask (thin pixels kept), the centres come from its
     # better-measured half, so thin pixels' noise makes no clusters of its own; every masked
     # pixel then gets its nearest centre

@@ -97,3 +97,19 @@ def test_blocks_run_elsewhere_draw_the_same_mask(phantom):
                     settings=settings, blocks=runner)  # fmt: skip
     assert here.metadata["thresholds"]["method"] == "snr"
     np.testing.assert_array_equal(here.mask, there.mask)
+
+
+def test_pixels_registration_moved_in_from_outside_are_not_sample():
+    """A drifting scan: where registration moved a pixel in from outside the field in over
+    10 % (max_bad_fraction) of the frames, the edge repeats there and no spectrum was measured;
+    such pixels are not sample, and a note says how many were left out."""
+    from xanes_stream.imaging.shift import unseen_fraction
+
+    p = make_phantom((48, 48), drift=1.0, n_particles=6, seed=5)
+    maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat)
+    unseen = unseen_fraction(maps.shifts, maps.mask.shape)
+    assert (unseen > 0.1).any()
+    assert not (maps.mask & (unseen > 0.1)).any()
+    assert np.isnan(maps.fractions[:, unseen > 0.1]).all()
+    assert maps.mask[core(p) & (unseen == 0)].mean() > 0.95
+    assert any("at the border left out" in note for note in maps.metadata["notes"])
