@@ -44,7 +44,13 @@ from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
 from xanes_stream.spectra.energies import Units, in_kev, to_ev
 from xanes_stream.spectra.features import edge_energy, peak_energy
 from xanes_stream.spectra.fit import solve
-from xanes_stream.spectra.masks import kmeans_clusters, quality_mask, snr_mask, well_measured
+from xanes_stream.spectra.masks import (
+    kmeans_clusters,
+    otsu_r_factor,
+    quality_mask,
+    snr_mask,
+    well_measured,
+)
 from xanes_stream.spectra.references import Reference, looks_normalized
 from xanes_stream.spectra.two_energy import estimate_od_noise
 
@@ -355,17 +361,18 @@ def analyze(
         _cap_residual_noise(out)
     mask, thresholds = _sample_mask(out, settings.mask, notes)
     mask &= valid
-    # where registration moved a pixel in from outside the field the edge repeats: like
-    # non-finite values, more than max_bad_fraction of those frames leave no spectrum
-    unseen = unseen_fraction(out_shifts[selected.order], (ny, nx))
-    unseen = mask & (unseen > settings.max_bad_fraction)
+    # where registration moved a pixel in from outside the field, the edge repeats in those
+    # frames: a border pixel can look like a thick particle (a particle's edge repeated). Such
+    # a pixel stays sample only if its spectrum still fits: an R-factor under Otsu's threshold
+    unseen = unseen_fraction(out_shifts[selected.order], (ny, nx)) > 0
     if unseen.any():
-        mask &= ~unseen
-        notes.append(
-            f"mask: {int(unseen.sum())} pixels at the border left out (registration moved "
-            f"them in from outside the field in over {settings.max_bad_fraction:.0%} of the "
-            "frames)"
-        )
+        misfit = mask & unseen & ~(out["r_factor"] < otsu_r_factor(out["r_factor"][valid]))
+        if misfit.any():
+            mask &= ~misfit
+            notes.append(
+                f"mask: {int(misfit.sum())} pixels at the border left out (registration moved "
+                "them in from outside the field in some frames, and they do not fit)"
+            )
     unfitted = mask & ~np.all(np.isfinite(out["fractions"]), axis=0)
     if unfitted.any():  # an edge, but every reference's amount 0: no fractions to show
         mask &= ~unfitted

@@ -31,6 +31,26 @@ def otsu_threshold(values: np.ndarray) -> float:
     return float(threshold_otsu(finite))
 
 
+def otsu_r_factor(r_factor: np.ndarray) -> float:
+    """Otsu's threshold on log10(R-factor), where empty and sample regions separate, as an
+    R-factor (inf when it cannot be drawn).
+
+    Parameters
+    ----------
+    r_factor : numpy.ndarray
+        Any shape; non-finite and non-positive values are ignored.
+
+    Returns
+    -------
+    float
+        The threshold.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_r = np.log10(np.where(r_factor > 0, r_factor, np.nan))
+    log_threshold = otsu_threshold(log_r)
+    return float(10**log_threshold) if np.isfinite(log_threshold) else float("inf")
+
+
 def quality_mask(
     thickness: np.ndarray,
     r_factor: np.ndarray,
@@ -46,10 +66,7 @@ def quality_mask(
     if thickness_threshold is None:
         thickness_threshold = otsu_threshold(thickness)
     if r_factor_threshold is None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_r = np.log10(np.where(r_factor > 0, r_factor, np.nan))
-        log_threshold = otsu_threshold(log_r)
-        r_factor_threshold = float(10**log_threshold) if np.isfinite(log_threshold) else np.inf
+        r_factor_threshold = otsu_r_factor(r_factor)
     with np.errstate(invalid="ignore"):
         mask = (thickness > thickness_threshold) & (r_factor < r_factor_threshold)
     return mask, float(thickness_threshold), float(r_factor_threshold)

@@ -99,17 +99,22 @@ def test_blocks_run_elsewhere_draw_the_same_mask(phantom):
     np.testing.assert_array_equal(here.mask, there.mask)
 
 
-def test_pixels_registration_moved_in_from_outside_are_not_sample():
-    """A drifting scan: where registration moved a pixel in from outside the field in over
-    10 % (max_bad_fraction) of the frames, the edge repeats there and no spectrum was measured;
-    such pixels are not sample, and a note says how many were left out."""
+def test_border_pixels_that_registration_moved_in_and_do_not_fit_are_not_sample():
+    """A drifting scan: where registration moved a pixel in from outside the field, the edge
+    repeats in those frames, and a border pixel can look like a thick particle. Such a pixel
+    stays sample only if it still fits (R-factor under Otsu's threshold); a note says how many
+    were left out."""
     from xanes_stream.imaging.shift import unseen_fraction
+    from xanes_stream.spectra.masks import otsu_r_factor
 
     p = make_phantom((48, 48), drift=1.0, n_particles=6, seed=5)
+    kept = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat,
+                   settings={"mask": {"outside": "keep"}})  # fmt: skip
     maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat)
-    unseen = unseen_fraction(maps.shifts, maps.mask.shape)
-    assert (unseen > 0.1).any()
-    assert not (maps.mask & (unseen > 0.1)).any()
-    assert np.isnan(maps.fractions[:, unseen > 0.1]).all()
-    assert maps.mask[core(p) & (unseen == 0)].mean() > 0.95
+    unseen = unseen_fraction(maps.shifts, maps.mask.shape) > 0
+    threshold = otsu_r_factor(kept.r_factor)
+    assert (unseen & ~(kept.r_factor < threshold) & (kept.thickness > 0.2)).any()
+    assert not (maps.mask & unseen & ~(kept.r_factor < threshold)).any()
+    assert (maps.mask & unseen).any()  # those that fit stay
+    assert maps.mask[core(p) & ~unseen].mean() > 0.95
     assert any("at the border left out" in note for note in maps.metadata["notes"])
