@@ -18,3 +18,9 @@ def measured(name: str, file: str) -> Path:
         if (root / name / file).is_file():
             return root / name / file
     pytest.skip(f"measured data {name}/{file} not found under {' or '.join(map(str, ROOTS))}")
+
+
+#: The ALS 11.0.2.2 Fe L-edge stack's two regions (rows, columns) of one species each (white
+#: lines at ~708.0 and ~709.7 eV): their mean OD spectra are the references, as its authors did.
+ALS_STACK = "als-stxm-fe-l-71214098"
+ALS_REGIONS = {"low": (slice(10, 30), slice(35, 55)), "high": (slice(70, 90), slice(10, 30))}

@@ -76,3 +76,39 @@ def shift_frame(
         if hi_x < 0:
             out[:, nx + hi_x :] = fill
     return out
+
+
+def unseen_fraction(shifts: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """The share of the frames moved by ``shifts`` (:func:`shift_frame`) in which each pixel
+    came in from outside the field (and repeats the edge there): what no frame measured.
+
+    Parameters
+    ----------
+    shifts : numpy.ndarray or None
+        (n, 2) the frames' (dy, dx); None: no frame moved.
+    shape : (int, int)
+        (ny, nx) of the frames.
+
+    Returns
+    -------
+    numpy.ndarray
+        (ny, nx) float64 in [0, 1]; 0 where every frame saw the pixel (where
+        :func:`shift_frame` with ``fill`` fills it in none of them).
+    """
+    ny, nx = shape
+    if shifts is None:
+        return np.zeros(shape)
+    shifts = np.asarray(shifts, dtype=np.float64).reshape(-1, 2)
+    shifts = shifts[np.all(np.isfinite(shifts), axis=1)]
+    if shifts.size == 0:
+        return np.zeros(shape)
+    # a frame moved by d > 0 lost its first ceil(d) rows (columns); by d < 0, its last -floor(d)
+    first = np.maximum(np.ceil(shifts), 0)  # (n, 2)
+    last = np.maximum(-np.floor(shifts), 0)
+    y, x = np.arange(ny), np.arange(nx)
+    rows = (y[None, :] < first[:, :1]) | (y[None, :] >= ny - last[:, :1])  # (n, ny)
+    cols = (x[None, :] < first[:, 1:]) | (x[None, :] >= nx - last[:, 1:])  # (n, nx)
+    rows, cols = rows.astype(np.float64), cols.astype(np.float64)
+    # frames that lost the pixel's row or its column: |A or B| = |A| + |B| - |A and B|
+    lost = rows.sum(axis=0)[:, None] + cols.sum(axis=0)[None, :] - rows.T @ cols
+    return lost / shifts.shape[0]

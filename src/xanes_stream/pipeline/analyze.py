@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from xanes_stream import __version__
 from xanes_stream.errors import AnalysisError
-from xanes_stream.imaging.shift import bilinear_noise
+from xanes_stream.imaging.shift import bilinear_noise, unseen_fraction
 from xanes_stream.pipeline.calibration import calibrate_references
 from xanes_stream.pipeline.denoising import denoise_block, despike_frames, plan_denoising
 from xanes_stream.pipeline.error_plan import error_plan
@@ -44,7 +44,13 @@ from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
 from xanes_stream.spectra.energies import Units, in_kev, to_ev
 from xanes_stream.spectra.features import edge_energy, peak_energy
 from xanes_stream.spectra.fit import solve
-from xanes_stream.spectra.masks import kmeans_clusters, quality_mask, snr_mask
+from xanes_stream.spectra.masks import (
+    kmeans_clusters,
+    otsu_r_factor,
+    quality_mask,
+    snr_mask,
+    well_measured,
+)
 from xanes_stream.spectra.references import Reference, looks_normalized
 from xanes_stream.spectra.two_energy import estimate_od_noise
 
@@ -157,7 +163,8 @@ def _empty_maps(plan: Plan, ny: int, nx: int, settings: AnalysisSettings) -> dic
 
 def _block_maps(settings: AnalysisSettings) -> tuple[str, ...]:
     """The per-pixel maps the block pass makes."""
-    return (*_BLOCK_MAPS, "edge_snr") if settings.mask.method == "snr" else _BLOCK_MAPS
+    snr = ("edge_jump", "edge_snr")
+    return (*_BLOCK_MAPS, *snr) if settings.mask.method == "snr" else _BLOCK_MAPS
 
 
 def analyze(
@@ -350,13 +357,36 @@ def analyze(
     # Whole-image steps: mask, clusters, mean spectrum.
     t0 = time.perf_counter()
     valid = out["valid"]
+    if "edge_snr" in out and plan.pre_rows.size < 4:
+        _cap_residual_noise(out)
     mask, thresholds = _sample_mask(out, settings.mask, notes)
     mask &= valid
+    # where registration moved a pixel in from outside the field, the edge repeats in those
+    # frames: a border pixel can look like a thick particle (a particle's edge repeated). Such
+    # a pixel stays sample only if its spectrum still fits: an R-factor under Otsu's threshold
+    unseen = unseen_fraction(out_shifts[selected.order], (ny, nx)) > 0
+    if unseen.any():
+        misfit = mask & unseen & ~(out["r_factor"] < otsu_r_factor(out["r_factor"][valid]))
+        if misfit.any():
+            mask &= ~misfit
+            notes.append(
+                f"mask: {int(misfit.sum())} pixels at the border left out (registration moved "
+                "them in from outside the field in some frames, and they do not fit)"
+            )
+    unfitted = mask & ~np.all(np.isfinite(out["fractions"]), axis=0)
+    if unfitted.any():  # an edge, but every reference's amount 0: no fractions to show
+        mask &= ~unfitted
+        notes.append(f"mask: {int(unfitted.sum())} pixels left out: no reference fits them")
+    # with the signal-to-noise mask (thin pixels kept), the centres come from its
+    # better-measured half, so thin pixels' noise makes no clusters of its own; every masked
+    # pixel then gets its nearest centre
+    snr = thresholds["method"] == "snr"
     clusters = kmeans_clusters(
         out["features"],
         mask.ravel(),
         settings.mask.n_clusters,
         order_by=out["edge_energy"].ravel(),
+        fit_on=well_measured(out["edge_snr"], mask).ravel() if snr else None,
         seed=settings.mask.seed,
     ).reshape(ny, nx)
     mean_spectrum, mean_fit, mean_components = _mean_spectrum(
@@ -450,6 +480,26 @@ def _sample_mask(out: dict, mask_settings, notes: list[str]) -> tuple[np.ndarray
         r_factor_threshold=mask_settings.r_factor_threshold,
     )
     return mask, {"method": "otsu", "thickness": t_thr, "r_factor": r_thr}
+
+
+def _cap_residual_noise(out: dict) -> None:
+    """With under 4 pre-edge energies a point's noise is the fit's residual, misfit included,
+    which grows with the edge: thick pixels' signal-to-noise stays low. Capped at what the
+    residual is where there is next to no edge (its median over the quarter of the pixels
+    with the smallest jump: noise, next to nothing to misfit; still above the noise, as a
+    pre-edge line through 2 or 3 points extrapolates poorly), it is the noise again there
+    (``out["edge_snr"]`` in place)."""
+    jump, snr = out["edge_jump"], out["edge_snr"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        noise = np.abs(jump / snr)
+    finite = np.isfinite(noise) & np.isfinite(jump)
+    if finite.sum() < 16:
+        return
+    small = finite & (jump <= np.percentile(jump[finite], 25))
+    cap = float(np.median(noise[small]))
+    if cap > 0:
+        with np.errstate(invalid="ignore"):
+            out["edge_snr"] = (jump / np.minimum(noise, cap)).astype(np.float32)
 
 
 def _blank_outside(out: dict, mask: np.ndarray) -> None:
@@ -613,6 +663,7 @@ def _analyze_block(
         }
         if snr:
             variance = _point_variance(pre_variance, rss, noise_step, free, plan)
+            maps["edge_jump"] = linear[-2]
             maps["edge_snr"] = linear[-2] / np.sqrt(variance)
         features = (linear[3 + k : -2] - plan.pca_pre @ pre) * inverse_step
         features -= plan.pca_offset[:, None]

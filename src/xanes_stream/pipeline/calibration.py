@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from xanes_stream.errors import AnalysisError
+from xanes_stream.imaging.shift import unseen_fraction
 from xanes_stream.pipeline.frames import Frames, Source
 from xanes_stream.pipeline.plan import scan_operator
 from xanes_stream.spectra.calibration import fit_energy_shift
@@ -22,15 +23,9 @@ from xanes_stream.spectra.references import Reference, unit_step
 
 
 def _inside(selected: Frames, shifts: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
-    """Which sample pixels every frame saw: those farther from the border than the largest
-    registration shift (a registered frame's border holds what came in from outside)."""
-    ny, nx = shape
-    keep = np.ones(selected.sample_y.size, dtype=bool)
-    if shifts is None or not np.any(shifts):
-        return keep
-    dy, dx = np.ceil(np.max(np.abs(shifts), axis=0)).astype(int) + 1
-    y, x = selected.sample_y, selected.sample_x
-    return (y >= dy) & (y < ny - dy) & (x >= dx) & (x < nx - dx)
+    """Which sample pixels every frame saw (a registered frame's border holds what came in
+    from outside; :func:`~xanes_stream.imaging.shift.unseen_fraction`)."""
+    return unseen_fraction(shifts, shape)[selected.sample_y, selected.sample_x] == 0
 
 
 def thick_mean_spectrum(

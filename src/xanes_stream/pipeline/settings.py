@@ -133,7 +133,7 @@ class MaskSettings(_Section):
     """Which pixels count as sample, and their k-means clusters."""
 
     method: Literal["snr", "otsu"] = Field(
-        "otsu",
+        "snr",
         description="snr: pixels whose edge jump (mean mu above the edge less below it) is "
         "min_snr times its noise (from the scatter about the pre-edge line), thin particles "
         "kept; otsu: Otsu's thresholds on the thickness and "
@@ -146,7 +146,7 @@ class MaskSettings(_Section):
         "from the pre-edge scatter, through the means of the pre- and post-edge windows)",
     )
     outside: Literal["nan", "keep"] = Field(
-        "keep",
+        "nan",
         description="nan: every fitted map (fractions, errors, R-factor, chi2, E0, white line) "
         "is NaN outside the mask (the thickness is kept: it shows what the mask judged); keep: "
         "the fit of every pixel",

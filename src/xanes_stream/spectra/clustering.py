@@ -61,13 +61,15 @@ def cluster_spectra(
     mask: np.ndarray | None = None,
     *,
     energies: np.ndarray | None = None,
+    fit_on: np.ndarray | None = None,
     max_pixels: int = 20_000,
     seed: int = 0,
 ) -> Clusters:
     """K-means clusters of normalized spectra.
 
     K-means (scikit-learn) is fitted, in the space of the 12 leading principal components of
-    the spectra, on a random sample of at most ``max_pixels`` masked pixels; with ``k=None``
+    the spectra, on a random sample of at most ``max_pixels`` masked pixels (of those in
+    ``fit_on`` when given: e.g. the better-measured ones); with ``k=None``
     it is fitted for every k in 1..``k_max`` (on 5,000 of them) and k is chosen at the elbow
     of the inertia curve (:func:`elbow`). Every masked pixel is then given its nearest
     centre. Labels are 1..k ordered by the edge position of the cluster's mean spectrum (where
@@ -85,6 +87,9 @@ def cluster_spectra(
         (ny, nx) bool: the pixels to cluster.
     energies : numpy.ndarray, optional
         (n,) eV, when ``stack`` is an array.
+    fit_on : numpy.ndarray, optional
+        (ny, nx) bool: the masked pixels k-means is fitted on (None: all of them); every
+        masked pixel is labelled.
     max_pixels : int
         Pixels k-means is fitted on at most.
     seed : int
@@ -103,8 +108,12 @@ def cluster_spectra(
     inside = np.flatnonzero(usable)
     if k is not None and not 1 <= k <= inside.size:
         raise AnalysisError(f"k must be 1..{inside.size} (masked pixels), got {k}")
+    fitted = inside
+    if fit_on is not None:
+        chosen = np.flatnonzero(usable & np.asarray(fit_on, dtype=bool).ravel())
+        fitted = chosen if chosen.size >= (k or k_max) else inside
     rng = np.random.default_rng(seed)
-    sample = rng.choice(inside, min(inside.size, max_pixels), replace=False)  # random order
+    sample = rng.choice(fitted, min(fitted.size, max_pixels), replace=False)  # random order
     x = spectra[:, sample].astype(np.float64)
     # K-means in the space of the leading principal components: distances keep the signal
     # and lose most of the noise, and every step is n / q times cheaper.

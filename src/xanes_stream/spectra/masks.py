@@ -31,6 +31,26 @@ def otsu_threshold(values: np.ndarray) -> float:
     return float(threshold_otsu(finite))
 
 
+def otsu_r_factor(r_factor: np.ndarray) -> float:
+    """Otsu's threshold on log10(R-factor), where empty and sample regions separate, as an
+    R-factor (inf when it cannot be drawn).
+
+    Parameters
+    ----------
+    r_factor : numpy.ndarray
+        Any shape; non-finite and non-positive values are ignored.
+
+    Returns
+    -------
+    float
+        The threshold.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_r = np.log10(np.where(r_factor > 0, r_factor, np.nan))
+    log_threshold = otsu_threshold(log_r)
+    return float(10**log_threshold) if np.isfinite(log_threshold) else float("inf")
+
+
 def quality_mask(
     thickness: np.ndarray,
     r_factor: np.ndarray,
@@ -46,10 +66,7 @@ def quality_mask(
     if thickness_threshold is None:
         thickness_threshold = otsu_threshold(thickness)
     if r_factor_threshold is None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_r = np.log10(np.where(r_factor > 0, r_factor, np.nan))
-        log_threshold = otsu_threshold(log_r)
-        r_factor_threshold = float(10**log_threshold) if np.isfinite(log_threshold) else np.inf
+        r_factor_threshold = otsu_r_factor(r_factor)
     with np.errstate(invalid="ignore"):
         mask = (thickness > thickness_threshold) & (r_factor < r_factor_threshold)
     return mask, float(thickness_threshold), float(r_factor_threshold)
@@ -105,6 +122,35 @@ def snr_mask(
     return mask
 
 
+def well_measured(score: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The better-measured half of ``mask``: its pixels whose ``score`` (the edge step's
+    signal-to-noise, or the edge step) is at least the median over the mask.
+
+    A model fitted on every pixel of a mask that keeps thin particles (the signal-to-noise
+    mask) is pulled by their noise; fitted on these, it sees the spectra, and every masked
+    pixel can then be assigned or projected.
+
+    Parameters
+    ----------
+    score : numpy.ndarray
+        Any shape; NaN where unknown.
+    mask : numpy.ndarray
+        bool, the shape of ``score``.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, a subset of ``mask``; ``mask`` itself where no masked score is finite.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    values = np.asarray(score)[mask]
+    finite = np.isfinite(values)
+    if not finite.any():
+        return mask.copy()
+    with np.errstate(invalid="ignore"):
+        return mask & (np.asarray(score) >= np.median(values[finite]))
+
+
 def nearest_centre(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Index of the nearest centre for every column of ``features`` (q, P).
 
@@ -133,13 +179,15 @@ def kmeans_clusters(
     n_clusters: int,
     *,
     order_by: np.ndarray | None = None,
+    fit_on: np.ndarray | None = None,
     sample_size: int = 20_000,
     seed: int = 0,
 ) -> np.ndarray:
     """K-means labels per pixel: 0 outside ``mask``, 1..k inside.
 
     ``features`` is (q, P), e.g. normalized spectra projected on their principal components.
-    K-means is fitted on a random sample of masked pixels and then assigns every masked pixel.
+    K-means is fitted on a random sample of the ``fit_on`` pixels (default: the masked ones;
+    e.g. :func:`well_measured`) and then assigns every masked pixel its nearest centre.
     Labels are ordered by the mean of ``order_by`` (e.g. edge energy) in each cluster, so the
     same sample gives the same labels.
 
@@ -153,6 +201,8 @@ def kmeans_clusters(
         k; 0 gives no clusters.
     order_by : numpy.ndarray, optional
         (P,) value whose cluster means order the labels.
+    fit_on : numpy.ndarray, optional
+        (P,) bool: the masked pixels k-means is fitted on (None: all of them).
     sample_size : int
         Pixels k-means is fitted on at most.
     seed : int
@@ -170,6 +220,8 @@ def kmeans_clusters(
     inside = np.flatnonzero(usable)
     if n_clusters < 1 or inside.size < n_clusters:
         return labels
+    if fit_on is not None and np.count_nonzero(usable & fit_on) >= n_clusters:
+        inside = np.flatnonzero(usable & fit_on)
     rng = np.random.default_rng(seed)
     sample = inside if inside.size <= sample_size else rng.choice(inside, sample_size, False)
     model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[:, sample].T)

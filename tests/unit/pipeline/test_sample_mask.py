@@ -39,13 +39,13 @@ def test_the_mask_keeps_the_thin_rims_otsu_drops(phantom):
     assert np.median(np.abs(f - phantom.fractions[0])[kept]) < 0.1
 
 
-def test_otsu_and_every_fit_kept_are_the_default(phantom):
-    """Until the products are checked on the signal-to-noise mask, Otsu's is the default."""
+def test_the_signal_to_noise_mask_and_nan_outside_are_the_default(phantom):
     settings = {**NO_REGISTRATION}
     p = phantom
     maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat, settings=settings)
-    assert maps.metadata["thresholds"]["method"] == "otsu"
-    assert np.isfinite(maps.fractions[:, ~maps.mask]).mean() > 0.9
+    assert maps.metadata["thresholds"]["method"] == "snr"
+    assert np.isnan(maps.fractions[:, ~maps.mask]).all()
+    assert np.isfinite(maps.thickness[~maps.mask]).mean() > 0.9  # it shows what was judged
 
 
 def test_every_fitted_map_is_nan_outside_the_mask(phantom):
@@ -97,3 +97,24 @@ def test_blocks_run_elsewhere_draw_the_same_mask(phantom):
                     settings=settings, blocks=runner)  # fmt: skip
     assert here.metadata["thresholds"]["method"] == "snr"
     np.testing.assert_array_equal(here.mask, there.mask)
+
+
+def test_border_pixels_that_registration_moved_in_and_do_not_fit_are_not_sample():
+    """A drifting scan: where registration moved a pixel in from outside the field, the edge
+    repeats in those frames, and a border pixel can look like a thick particle. Such a pixel
+    stays sample only if it still fits (R-factor under Otsu's threshold); a note says how many
+    were left out."""
+    from xanes_stream.imaging.shift import unseen_fraction
+    from xanes_stream.spectra.masks import otsu_r_factor
+
+    p = make_phantom((48, 48), drift=1.0, n_particles=6, seed=5)
+    kept = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat,
+                   settings={"mask": {"outside": "keep"}})  # fmt: skip
+    maps = analyze(p.frames, p.energies, p.references, dark=p.dark, flat=p.flat)
+    unseen = unseen_fraction(maps.shifts, maps.mask.shape) > 0
+    threshold = otsu_r_factor(kept.r_factor)
+    assert (unseen & ~(kept.r_factor < threshold) & (kept.thickness > 0.2)).any()
+    assert not (maps.mask & unseen & ~(kept.r_factor < threshold)).any()
+    assert (maps.mask & unseen).any()  # those that fit stay
+    assert maps.mask[core(p) & ~unseen].mean() > 0.95
+    assert any("at the border left out" in note for note in maps.metadata["notes"])

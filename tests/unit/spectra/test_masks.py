@@ -4,7 +4,13 @@ well fitted, thresholds from Otsu unless given."""
 import numpy as np
 import pytest
 
-from xanes_stream.spectra.masks import otsu_threshold, quality_mask, snr_mask
+from xanes_stream.spectra.masks import (
+    kmeans_clusters,
+    otsu_threshold,
+    quality_mask,
+    snr_mask,
+    well_measured,
+)
 
 NY, NX = 40, 50
 
@@ -124,3 +130,28 @@ def test_snr_mask_floor_and_thresholds():
     np.testing.assert_array_equal(mask[:6], [True, False, False, True, False, False])
     mask = snr_mask(edge_snr, thickness, 5.0, thickness_threshold=0.4)
     np.testing.assert_array_equal(mask[:6], [True, True, False, False, False, False])
+
+
+def test_well_measured_is_the_better_half_of_the_mask():
+    score = np.arange(10.0)
+    mask = np.array([True] * 6 + [False] * 4)
+    score[1] = np.nan
+    np.testing.assert_array_equal(np.flatnonzero(well_measured(score, mask)), [3, 4, 5])
+    assert well_measured(np.full(10, np.nan), mask).sum() == 6  # nothing known: all of it
+
+
+def test_kmeans_centres_from_the_well_measured_pixels_label_every_masked_one():
+    """Two kinds measured well, and as many noisy pixels of either kind: centres fitted on the
+    well measured ones are the kinds, and the noisy pixels still get the nearest kind."""
+    rng = np.random.default_rng(0)
+    kinds = np.array([[0.0, 0.0], [4.0, 4.0]])
+    truth = np.repeat([0, 1], 200)
+    good = kinds[truth].T + rng.normal(0, 0.2, (2, 400))
+    noisy = kinds[truth].T + rng.normal(0, 1.2, (2, 400))
+    features = np.hstack([good, noisy]).astype(np.float32)
+    mask = np.ones(800, dtype=bool)
+    fit_on = np.repeat([True, False], 400)
+    labels = kmeans_clusters(features, mask, 2, order_by=features[0], fit_on=fit_on)
+    assert set(np.unique(labels)) == {1, 2}
+    assert np.mean(labels[:400] == truth + 1) == 1.0
+    assert np.mean(labels[400:] == truth + 1) > 0.95

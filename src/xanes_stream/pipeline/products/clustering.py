@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from xanes_stream.pipeline.products._common import region
+from xanes_stream.pipeline.products._common import fit_region, region
 from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
 from xanes_stream.pipeline.section import _Section
@@ -56,6 +56,7 @@ def run(
         settings.k,
         settings.k_max,
         region(normalized, maps),
+        fit_on=fit_region(normalized, maps),
         max_pixels=settings.max_pixels,
         seed=settings.seed,
     )

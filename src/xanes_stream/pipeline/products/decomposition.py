@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from xanes_stream.pipeline.products._common import region
+from xanes_stream.pipeline.products._common import fit_region
 from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
 from xanes_stream.pipeline.section import _Section
@@ -81,7 +81,7 @@ def run(
         normalized,
         settings.method,
         settings.n_components,
-        region(normalized, maps),
+        fit_region(normalized, maps),  # fitted there, every pixel mapped
         max_pixels=settings.max_pixels,
         min_ratio=settings.min_ratio,
         seed=settings.seed,

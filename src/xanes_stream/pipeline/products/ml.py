@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from xanes_stream.errors import AnalysisError, ModelError
+from xanes_stream.pipeline.products._common import region
 from xanes_stream.pipeline.products.registry import register
 from xanes_stream.pipeline.results import Maps, NormalizedStack, Product
 from xanes_stream.pipeline.section import OPERATOR_ONLY, _Section
@@ -91,7 +92,7 @@ def run(
         Metadata: held-out metrics of a model trained here, and the mean absolute difference
         from the fitted fractions in the mask.
     """
-    mask = normalized.mask if normalized.mask is not None else maps.mask.astype(bool)
+    mask = region(normalized, maps)  # the maps' mask: where the fit has fractions to compare
     metadata: dict = {"settings": settings.model_dump(mode="json")}
     if settings.model_path:
         if load_model is None:
