@@ -665,7 +665,13 @@ def _analyze_block(
             variance = _point_variance(pre_variance, rss, noise_step, free, plan)
             maps["edge_jump"] = linear[-2]
             maps["edge_snr"] = linear[-2] / np.sqrt(variance)
-        features = (linear[3 + k : -2] - plan.pca_pre @ pre) * inverse_step
+        # the clusters' features per unit of edge step: the fitted one in optical density
+        # (a scan without a post-edge has no edge step of its own to divide by)
+        if plan.background is None:
+            scale = inverse_step
+        else:
+            scale = np.where(thickness > 0, 1.0 / thickness, np.nan)
+        features = (linear[3 + k : -2] - plan.pca_pre @ pre) * scale
         features -= plan.pca_offset[:, None]
     ny_b = rows.stop - rows.start
     shape = (ny_b, mu.shape[1] // ny_b)

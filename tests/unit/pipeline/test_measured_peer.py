@@ -56,7 +56,9 @@ def test_fractions_agree_with_mantis_in_the_mask(peer, fitted):
         region[ys, xs] = True
         regions.append(region & inside)
     clusters = [maps.clusters == label for label in range(1, maps.clusters.max() + 1)]
-    regions += [c for c in clusters if c.sum() >= 0.05 * inside.sum()]  # not a few outliers
+    # every cluster is a region of the sample, not a few outliers (features per fitted step)
+    assert all(c.sum() >= 0.05 * inside.sum() for c in clusters), [c.sum() for c in clusters]
+    regions += clusters
     for k, name in enumerate(peer["names"]):
         ours = maps.fraction(str(name))
         theirs = peer["fractions"][k].astype(np.float64)
