@@ -3,13 +3,12 @@ first look instead of failing, says so in the record and in Tiled, the maps are 
 the Tiled client, and the live page (headless Chromium) plots the clusters' spectra as the
 candidate references."""
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import REPO
+from helpers.browser import CHROMIUM, chromium_page
 
 from xanes_stream.pipeline.first_look import FIRST_LOOK_NOTE
 from xanes_stream.sim.run import run_simulated_experiment
@@ -59,51 +58,29 @@ def test_scan_without_references_is_a_first_look(start_pipeline):
         _page_plots_the_candidates(live.service.web.url.rstrip("/"), run.uid, list(spectra))
 
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update"]  # fmt: skip
-
-
 def _page_plots_the_candidates(url: str, uid: str, names: list[str]) -> None:
     """The scan's row says it is a first look; its mean plot has one line per candidate."""
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="xanes-chromium-")
-    errors: list[str] = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS,
-                viewport={"width": 1500, "height": 1200},
-            )  # fmt: skip
-            try:
-                browser.set_default_timeout(60_000)
-                page = browser.new_page()
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(url + "/")
-                row = page.locator(f'tr.scan[data-uid="{uid}"][data-status="done"]')
-                row.wait_for()
-                assert FIRST_LOOK_NOTE in row.inner_text()
-                row.click()
-                page.wait_for_function(
-                    "() => [...document.querySelectorAll('#mean-plot text')]"
-                    ".some(t => t.textContent.endsWith('(candidate reference)'))"
-                )
-                legend = page.locator("#mean-plot text").all_text_contents()
-                assert [t for t in legend if t.endswith("(candidate reference)")] == [
-                    f"{name} (candidate reference)" for name in names
-                ]
-                assert "first look" in page.inner_text("#summary")
-                page.wait_for_function(
-                    "() => { const imgs = [...document.querySelectorAll('#maps img')];"
-                    " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
-                    " }"
-                )
-                artifacts = REPO / "test-artifacts"
-                artifacts.mkdir(exist_ok=True)
-                page.screenshot(path=str(artifacts / "first-look-page.png"), full_page=True)
-            finally:
-                browser.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium_page(60.0) as (page, errors):
+        page.goto(url + "/")
+        row = page.locator(f'tr.scan[data-uid="{uid}"][data-status="done"]')
+        row.wait_for()
+        assert FIRST_LOOK_NOTE in row.inner_text()
+        row.click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#mean-plot text')]"
+            ".some(t => t.textContent.endsWith('(candidate reference)'))"
+        )
+        legend = page.locator("#mean-plot text").all_text_contents()
+        assert [t for t in legend if t.endswith("(candidate reference)")] == [
+            f"{name} (candidate reference)" for name in names
+        ]
+        assert "first look" in page.inner_text("#summary")
+        page.wait_for_function(
+            "() => { const imgs = [...document.querySelectorAll('#maps img')];"
+            " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
+            " }"
+        )
+        artifacts = REPO / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        page.screenshot(path=str(artifacts / "first-look-page.png"), full_page=True)
     assert not errors, errors

@@ -2,36 +2,23 @@
 in headless Chromium (Debian's, driven by playwright) and over plain HTTP."""
 
 import json
-import shutil
-import tempfile
 import threading
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from helpers import REPO
+from helpers.browser import chromium_page, needs_chromium
 
 from xanes_stream.live.web import WebServer
 from xanes_stream.sim.run import run_simulated_experiment
 
 pytestmark = pytest.mark.timeout(240)
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 ENERGIES = np.concatenate(
     [np.arange(8250, 8320, 10.0), np.arange(8320, 8370, 2.0), np.arange(8370, 8451, 10.0)]
 )
 WAIT = 90.0  # s, the longest any step may take
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -79,90 +66,64 @@ def core_pixel(truth):
     return int(y), int(x)
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"no {CHROMIUM}: run scripts/ensure-browser.sh"
-)
+@needs_chromium
 def test_page_shows_a_new_scan_live_in_chromium(live):
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="xanes-chromium-")
-    errors = []
     scans = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=CHROMIUM,
-                headless=True,
-                args=BROWSER_ARGS,
-                viewport={"width": 1500, "height": 1200},
-            )
-            try:
-                browser.set_default_timeout(WAIT * 1000)
-                page = browser.new_page()
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(live.url + "/")
-                page.wait_for_selector("#connection[data-state=live]")
-                before = page.locator("tr.scan").count()
-                runner = threading.Thread(target=lambda: scans.extend(run_scans(live)))
-                runner.start()
-                # the scan appears without a reload, then goes to done
-                # (functions, not strings to evaluate: the page's CSP forbids eval)
-                page.wait_for_function(
-                    f"() => document.querySelectorAll('tr.scan').length > {before}"
-                )
-                runner.join(WAIT)
-                assert scans, "the simulated scan did not finish"
-                run = scans[0]
-                page.wait_for_selector(f'tr.scan[data-uid="{run.uid}"][data-status="done"]')
-                # its maps render
-                page.wait_for_function(
-                    "() => { const imgs = [...document.querySelectorAll('#maps img')];"
-                    " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
-                    " }"
-                )
-                detail = live.http.get(f"/api/scans/{run.uid}").json()
-                assert page.locator("#maps img").count() == len(detail["maps"])
-                # a click on a pixel of a map shows that pixel's spectrum
-                y, x = core_pixel(run.truth)
-                ny, nx = detail["shape"]
-                left, top, width, height = detail["image"]["box"]
-                image = page.locator('#maps img[data-name="thickness"]')
-                image.scroll_into_view_if_needed()
-                box = image.bounding_box()
-                page.mouse.click(
-                    box["x"] + box["width"] * (left + width * (x + 0.5) / nx),
-                    box["y"] + box["height"] * (top + height * (y + 0.5) / ny),
-                )
-                page.wait_for_selector("#pixel-plot circle.pt")
-                assert f"x {x}, y {y}" in page.inner_text("#pixel-caption")
-                assert "in the mask" in page.inner_text("#pixel-info")
-                assert page.locator("#pixel-plot circle.pt").count() == len(
-                    detail["mean"]["energies"]
-                )
-                # every map has a PNG at a stable URL
-                response = page.request.get(f"{live.url}/maps/{run.uid}/rgb.png")
-                assert response.status == 200
-                assert response.headers["content-type"] == "image/png"
-                page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
-                # every map downloads at once; no topography without the product
-                assert page.get_attribute("#maps-tiff", "href") == f"/api/scans/{run.uid}/maps.tiff"
-                assert page.locator("#topography-panel").is_hidden()
-                # a scan with the topography product: its levels and histograms are shown
-                topo = {"settings": {"products": {"topography": {"enabled": True, "n_levels": 2}}}}
-                (other,) = run_scans(live, seed=6, md={"xanes": topo})
-                page.wait_for_selector(f'tr.scan[data-uid="{other.uid}"][data-status="done"]')
-                page.click(f'tr.scan[data-uid="{other.uid}"]')
-                page.wait_for_selector("#topography-panel:not([hidden]) #topography-table td")
-                shown = live.http.get(f"/api/scans/{other.uid}").json()["topography"]
-                assert page.locator("#topography-table tr").count() == 1 + len(shown["levels"])
-                bins = sum(len(c["curvature"]) for c in shown["histograms"])
-                assert bins > 0 and page.locator("#topography-plot circle.pt").count() == bins
-            finally:
-                browser.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium_page(WAIT) as (page, errors):
+        page.goto(live.url + "/")
+        page.wait_for_selector("#connection[data-state=live]")
+        before = page.locator("tr.scan").count()
+        runner = threading.Thread(target=lambda: scans.extend(run_scans(live)))
+        runner.start()
+        # the scan appears without a reload, then goes to done
+        # (functions, not strings to evaluate: the page's CSP forbids eval)
+        page.wait_for_function(f"() => document.querySelectorAll('tr.scan').length > {before}")
+        runner.join(WAIT)
+        assert scans, "the simulated scan did not finish"
+        run = scans[0]
+        page.wait_for_selector(f'tr.scan[data-uid="{run.uid}"][data-status="done"]')
+        # its maps render
+        page.wait_for_function(
+            "() => { const imgs = [...document.querySelectorAll('#maps img')];"
+            " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
+            " }"
+        )
+        detail = live.http.get(f"/api/scans/{run.uid}").json()
+        assert page.locator("#maps img").count() == len(detail["maps"])
+        # a click on a pixel of a map shows that pixel's spectrum
+        y, x = core_pixel(run.truth)
+        ny, nx = detail["shape"]
+        left, top, width, height = detail["image"]["box"]
+        image = page.locator('#maps img[data-name="thickness"]')
+        image.scroll_into_view_if_needed()
+        box = image.bounding_box()
+        page.mouse.click(
+            box["x"] + box["width"] * (left + width * (x + 0.5) / nx),
+            box["y"] + box["height"] * (top + height * (y + 0.5) / ny),
+        )
+        page.wait_for_selector("#pixel-plot circle.pt")
+        assert f"x {x}, y {y}" in page.inner_text("#pixel-caption")
+        assert "in the mask" in page.inner_text("#pixel-info")
+        assert page.locator("#pixel-plot circle.pt").count() == len(detail["mean"]["energies"])
+        # every map has a PNG at a stable URL
+        response = page.request.get(f"{live.url}/maps/{run.uid}/rgb.png")
+        assert response.status == 200
+        assert response.headers["content-type"] == "image/png"
+        page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+        # every map downloads at once; no topography without the product
+        assert page.get_attribute("#maps-tiff", "href") == f"/api/scans/{run.uid}/maps.tiff"
+        assert page.locator("#topography-panel").is_hidden()
+        # a scan with the topography product: its levels and histograms are shown
+        topo = {"settings": {"products": {"topography": {"enabled": True, "n_levels": 2}}}}
+        (other,) = run_scans(live, seed=6, md={"xanes": topo})
+        page.wait_for_selector(f'tr.scan[data-uid="{other.uid}"][data-status="done"]')
+        page.click(f'tr.scan[data-uid="{other.uid}"]')
+        page.wait_for_selector("#topography-panel:not([hidden]) #topography-table td")
+        shown = live.http.get(f"/api/scans/{other.uid}").json()["topography"]
+        assert page.locator("#topography-table tr").count() == 1 + len(shown["levels"])
+        bins = sum(len(c["curvature"]) for c in shown["histograms"])
+        assert bins > 0 and page.locator("#topography-plot circle.pt").count() == bins
     assert not errors, errors
 
 

@@ -3,25 +3,20 @@ service with its web page): the /region API's fractions against the simulated tr
 headless Chromium a dragged rectangle's spectrum plotted, zoom, the value under the cursor and
 the clusters map's discrete key."""
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import httpx
 import numpy as np
 import pytest
 from helpers import REPO
+from helpers.browser import chromium_page, needs_chromium
 
 from xanes_stream.sim.run import run_simulated_experiment
 
 pytestmark = pytest.mark.timeout(240)
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 ENERGIES = np.concatenate(
     [np.arange(8250, 8320, 10.0), np.arange(8320, 8370, 2.0), np.arange(8370, 8451, 10.0)]
 )
 WAIT = 90.0  # s, the longest any step may take
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 TOLERANCE = 0.1  # fraction: as the pixel test's, for registration's sub-pixel blur at the edges
 
 
@@ -115,97 +110,73 @@ def test_cluster_regions_and_refusals(live):
     )
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"no {CHROMIUM}: run scripts/ensure-browser.sh"
-)
+@needs_chromium
 def test_page_drags_a_region_zooms_and_keys_the_clusters(live):
-    from playwright.sync_api import sync_playwright
-
     uid = live.run.uid
     detail = live.http.get(f"/api/scans/{uid}").json()
     ny, nx = detail["shape"]
     left, top, width, height = detail["image"]["box"]
     y0, y1, x0, x1 = core_box(live.run.truth)
-    profile = tempfile.mkdtemp(prefix="xanes-chromium-")
-    errors = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=CHROMIUM,
-                headless=True,
-                args=BROWSER_ARGS,
-                viewport={"width": 1500, "height": 1200},
+    with chromium_page(WAIT) as (page, errors):
+        page.goto(f"{live.url}/#scan={uid}")
+        page.wait_for_selector('#maps img[data-name="thickness"]')
+        image = page.locator('#maps img[data-name="thickness"]')
+        image.scroll_into_view_if_needed()
+        box = image.bounding_box()
+
+        def at(y, x):
+            return (
+                box["x"] + box["width"] * (left + width * (x + 0.5) / nx),
+                box["y"] + box["height"] * (top + height * (y + 0.5) / ny),
             )
-            try:
-                browser.set_default_timeout(WAIT * 1000)
-                page = browser.new_page()
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(f"{live.url}/#scan={uid}")
-                page.wait_for_selector('#maps img[data-name="thickness"]')
-                image = page.locator('#maps img[data-name="thickness"]')
-                image.scroll_into_view_if_needed()
-                box = image.bounding_box()
 
-                def at(y, x):
-                    return (
-                        box["x"] + box["width"] * (left + width * (x + 0.5) / nx),
-                        box["y"] + box["height"] * (top + height * (y + 0.5) / ny),
-                    )
-
-                # drag a rectangle: its spectrum and fit are plotted, its pixels counted
-                page.mouse.move(*at(y0, x0))
-                page.mouse.down()
-                page.mouse.move(*at((y0 + y1) // 2, (x0 + x1) // 2), steps=4)
-                page.mouse.move(*at(y1 - 1, x1 - 1), steps=4)
-                page.mouse.up()
-                page.wait_for_selector("#region-plot circle.pt")
-                n = (y1 - y0) * (x1 - x0)
-                assert f"({n} pixels)" in page.inner_text("#region-caption")
-                assert page.locator("#region-plot circle.pt").count() == len(
-                    detail["mean"]["energies"]
-                )
-                assert page.locator("#maps .region-box").count() == len(detail["maps"])
-                # the region's downloads: the page's link serves the same region as XDI
-                href = page.get_attribute("#region-xdi", "href")
-                xdi = httpx.get(f"{live.url}{href}", timeout=30)
-                assert xdi.status_code == 200 and xdi.text.startswith("# XDI/1.0")
-                # a polygon: alt + click its vertices (pixel centres), double-click to close
-                corners = [(y0, x0), (y0, x1 - 1), (y1 - 1, x1 - 1), (y1 - 1, x0)]
-                page.keyboard.down("Alt")
-                for corner in corners:
-                    page.mouse.click(*at(*corner))
-                page.keyboard.up("Alt")
-                page.mouse.dblclick(*at((y0 + y1) // 2, (x0 + x1) // 2))
-                caption = page.locator("#region-caption")
-                caption.filter(has_text="polygon of 4 vertices (").wait_for()
-                shown = int(caption.inner_text().split("(")[1].split()[0])
-                # the box's pixels whose centres lie inside or on its outline
-                assert (y1 - y0 - 2) * (x1 - x0 - 2) <= shown <= (y1 - y0) * (x1 - x0)
-                # the polygon stays drawn on every map, the dragged box gone
-                assert page.locator("#maps svg.region-polygon").count() == len(detail["maps"])
-                assert page.locator("#maps .region-box").count() == 0
-                # the value under the cursor
-                page.mouse.move(*at(y0 + 1, x0 + 1))
-                readout = page.locator('.readout[data-map="thickness"]')
-                readout.filter(has_text=f"x {x0 + 1}, y {y0 + 1}").wait_for()
-                # the clusters map has a key of its labels' colours, not a colour bar
-                keys = page.locator('.legend[data-map="clusters"] .key')
-                clusters = next(m for m in detail["maps"] if m["name"] == "clusters")["legend"]
-                assert keys.count() == len(clusters) >= 2
-                assert "cluster 1" in page.inner_text('.legend[data-map="clusters"]')
-                # zoom with the wheel: the maps scale together; the click maps still read pixels
-                page.mouse.move(*at(ny // 2, nx // 2))
-                page.mouse.wheel(0, -300)
-                page.wait_for_function(
-                    "() => !document.querySelector('#zoom-level').textContent.startsWith('1.0')"
-                )
-                transform = page.locator("#maps .view").first.evaluate("el => el.style.transform")
-                assert "scale(" in transform and "scale(1)" not in transform
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "web-regions.png"), full_page=True)
-            finally:
-                browser.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+        # drag a rectangle: its spectrum and fit are plotted, its pixels counted
+        page.mouse.move(*at(y0, x0))
+        page.mouse.down()
+        page.mouse.move(*at((y0 + y1) // 2, (x0 + x1) // 2), steps=4)
+        page.mouse.move(*at(y1 - 1, x1 - 1), steps=4)
+        page.mouse.up()
+        page.wait_for_selector("#region-plot circle.pt")
+        n = (y1 - y0) * (x1 - x0)
+        assert f"({n} pixels)" in page.inner_text("#region-caption")
+        assert page.locator("#region-plot circle.pt").count() == len(detail["mean"]["energies"])
+        assert page.locator("#maps .region-box").count() == len(detail["maps"])
+        # the region's downloads: the page's link serves the same region as XDI
+        href = page.get_attribute("#region-xdi", "href")
+        xdi = httpx.get(f"{live.url}{href}", timeout=30)
+        assert xdi.status_code == 200 and xdi.text.startswith("# XDI/1.0")
+        # a polygon: alt + click its vertices (pixel centres), double-click to close
+        corners = [(y0, x0), (y0, x1 - 1), (y1 - 1, x1 - 1), (y1 - 1, x0)]
+        page.keyboard.down("Alt")
+        for corner in corners:
+            page.mouse.click(*at(*corner))
+        page.keyboard.up("Alt")
+        page.mouse.dblclick(*at((y0 + y1) // 2, (x0 + x1) // 2))
+        caption = page.locator("#region-caption")
+        caption.filter(has_text="polygon of 4 vertices (").wait_for()
+        shown = int(caption.inner_text().split("(")[1].split()[0])
+        # the box's pixels whose centres lie inside or on its outline
+        assert (y1 - y0 - 2) * (x1 - x0 - 2) <= shown <= (y1 - y0) * (x1 - x0)
+        # the polygon stays drawn on every map, the dragged box gone
+        assert page.locator("#maps svg.region-polygon").count() == len(detail["maps"])
+        assert page.locator("#maps .region-box").count() == 0
+        # the value under the cursor
+        page.mouse.move(*at(y0 + 1, x0 + 1))
+        readout = page.locator('.readout[data-map="thickness"]')
+        readout.filter(has_text=f"x {x0 + 1}, y {y0 + 1}").wait_for()
+        # the clusters map has a key of its labels' colours, not a colour bar
+        keys = page.locator('.legend[data-map="clusters"] .key')
+        clusters = next(m for m in detail["maps"] if m["name"] == "clusters")["legend"]
+        assert keys.count() == len(clusters) >= 2
+        assert "cluster 1" in page.inner_text('.legend[data-map="clusters"]')
+        # zoom with the wheel: the maps scale together; the click maps still read pixels
+        page.mouse.move(*at(ny // 2, nx // 2))
+        page.mouse.wheel(0, -300)
+        page.wait_for_function(
+            "() => !document.querySelector('#zoom-level').textContent.startsWith('1.0')"
+        )
+        transform = page.locator("#maps .view").first.evaluate("el => el.style.transform")
+        assert "scale(" in transform and "scale(1)" not in transform
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-regions.png"), full_page=True)
     assert not errors, errors

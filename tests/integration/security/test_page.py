@@ -3,20 +3,17 @@ and reasons built to break out of HTML text, attributes or a script block show a
 in Chromium and run nothing; the page forbids inline script (CSP) and answers only to its own
 host names (DNS rebinding). Real Tiled, proxy, service with its page, Debian's Chromium."""
 
-import shutil
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from helpers.browser import chromium_page, needs_chromium
 
 from xanes_stream.sim.run import connect_publisher, run_simulated_experiment
 
 pytestmark = pytest.mark.timeout(240)
-CHROMIUM = "/usr/bin/chromium"
 WAIT = 90.0
 ENERGIES = np.concatenate(
     [np.arange(8250, 8320, 10.0), np.arange(8320, 8370, 2.0), np.arange(8370, 8451, 10.0)]
@@ -26,16 +23,6 @@ HOSTILE = [
     "</script><script>window.__xss=2</script>",
     'x" onmouseover="window.__xss=3" data-x="',
     "<b onclick=\"window.__xss=4\">bold</b>' onfocus='window.__xss=5' autofocus tabindex='1",
-]
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
 ]
 
 
@@ -74,64 +61,44 @@ def hostile(live):
     return uids
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"no {CHROMIUM}: run scripts/ensure-browser.sh"
-)
+@needs_chromium
 def test_document_strings_show_as_text_and_run_nothing(live, hostile):
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="xanes-chromium-")
-    errors, refused = [], []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS,
-                viewport={"width": 1500, "height": 1200},
-            )  # fmt: skip
-            try:
-                browser.set_default_timeout(WAIT * 1000)
-                page = browser.new_page()
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.on(
-                    "console",
-                    lambda m: refused.append(m.text) if "Content Security" in m.text else 0,
-                )
-                response = page.goto(f"{live.url}/#scan={hostile[0]}")
-                csp = response.headers.get("content-security-policy", "")
-                page.wait_for_selector(f'tr.scan[data-uid="{hostile[-1]}"]')
-                page.wait_for_selector("#maps img")
-                for uid in hostile:  # hover each: handlers an attribute gained would run
-                    page.locator(f'tr.scan[data-uid="{uid}"] td.sample').hover(timeout=15_000)
-                    page.keyboard.press("Tab")
-                flags = page.evaluate("() => [window.__xss, window.__inline]")
-                assert flags == [None, None], f"a document's string ran as script: {flags}"
-                for uid in hostile:  # and open each
-                    page.locator(f'tr.scan[data-uid="{uid}"]').click(timeout=15_000)
-                cells = page.locator("#scans td.sample")
-                shown = {cells.nth(i).get_attribute("title") for i in range(cells.count())}
-                texts = page.eval_on_selector_all(
-                    "#scans td.sample", "cells => cells.map(c => c.firstChild.textContent)"
-                )
-                assert set(HOSTILE) <= shown and set(HOSTILE) <= set(texts), (shown, texts)
-                assert page.locator("#scans img, #scans script, #scans b").count() == 0
-                reasons = page.eval_on_selector_all(
-                    "#scans .reason", "r => r.map(e => e.textContent)"
-                )
-                assert all(any(r.endswith(f": {t}") for r in reasons) for t in HOSTILE), reasons
-                page.locator(f'tr.scan[data-uid="{hostile[0]}"]').click()
-                page.wait_for_selector("#maps img")
-                assert page.inner_text("#scan-title").endswith(HOSTILE[0])
-                # and an inline script put into the page would not run either (the CSP)
-                page.evaluate(
-                    "() => { const s = document.createElement('script');"
-                    " s.textContent = 'window.__inline = 1'; document.body.append(s); }"
-                )
-                page.wait_for_timeout(200)
-                inline = page.evaluate("() => window.__inline")
-            finally:
-                browser.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    refused = []
+    with chromium_page(WAIT) as (page, errors):
+        page.on(
+            "console",
+            lambda m: refused.append(m.text) if "Content Security" in m.text else 0,
+        )
+        response = page.goto(f"{live.url}/#scan={hostile[0]}")
+        csp = response.headers.get("content-security-policy", "")
+        page.wait_for_selector(f'tr.scan[data-uid="{hostile[-1]}"]')
+        page.wait_for_selector("#maps img")
+        for uid in hostile:  # hover each: handlers an attribute gained would run
+            page.locator(f'tr.scan[data-uid="{uid}"] td.sample').hover(timeout=15_000)
+            page.keyboard.press("Tab")
+        flags = page.evaluate("() => [window.__xss, window.__inline]")
+        assert flags == [None, None], f"a document's string ran as script: {flags}"
+        for uid in hostile:  # and open each
+            page.locator(f'tr.scan[data-uid="{uid}"]').click(timeout=15_000)
+        cells = page.locator("#scans td.sample")
+        shown = {cells.nth(i).get_attribute("title") for i in range(cells.count())}
+        texts = page.eval_on_selector_all(
+            "#scans td.sample", "cells => cells.map(c => c.firstChild.textContent)"
+        )
+        assert set(HOSTILE) <= shown and set(HOSTILE) <= set(texts), (shown, texts)
+        assert page.locator("#scans img, #scans script, #scans b").count() == 0
+        reasons = page.eval_on_selector_all("#scans .reason", "r => r.map(e => e.textContent)")
+        assert all(any(r.endswith(f": {t}") for r in reasons) for t in HOSTILE), reasons
+        page.locator(f'tr.scan[data-uid="{hostile[0]}"]').click()
+        page.wait_for_selector("#maps img")
+        assert page.inner_text("#scan-title").endswith(HOSTILE[0])
+        # and an inline script put into the page would not run either (the CSP)
+        page.evaluate(
+            "() => { const s = document.createElement('script');"
+            " s.textContent = 'window.__inline = 1'; document.body.append(s); }"
+        )
+        page.wait_for_timeout(200)
+        inline = page.evaluate("() => window.__inline")
     assert "script-src 'self'" in csp, csp
     assert inline is None and refused, "the CSP did not refuse the inline script"
     assert not errors, errors
