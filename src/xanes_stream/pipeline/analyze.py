@@ -35,9 +35,10 @@ from xanes_stream.pipeline.frames import (
     select_frames,
     source_of,
 )
+from xanes_stream.pipeline.fused import FusedTables, fused_block_maps, fused_tables
 from xanes_stream.pipeline.model_choice import fit_model
 from xanes_stream.pipeline.od_fit import background_plan, fit_optical_density
-from xanes_stream.pipeline.plan import Plan, block_mu, make_plan
+from xanes_stream.pipeline.plan import Plan, block_columns, block_mu, make_plan
 from xanes_stream.pipeline.results import Maps
 from xanes_stream.pipeline.self_absorption import corrected_block, scan_alpha
 from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
@@ -106,6 +107,7 @@ class RowTask:
     settings: AnalysisSettings
     weights: np.ndarray | None
     alpha: float | None = None  # the self-absorption correction's (None: not corrected)
+    fused: FusedTables | None = None  # the fused pass's tables (None: the numpy pass)
 
     def __call__(self, block: np.ndarray, rows: slice) -> dict[str, np.ndarray]:
         n_rows, nx = block.shape[1], block.shape[2]
@@ -121,6 +123,7 @@ class RowTask:
             out,
             self.weights,
             self.alpha,
+            self.fused,
         )
         return out
 
@@ -320,6 +323,7 @@ def analyze(
     alpha, absorption, note = scan_alpha(settings.self_absorption, mode, unique)
     if note:
         notes.append(note)
+    fused = fused_tables(plan, settings, weights, alpha)
     timings["planning"] = time.perf_counter() - t0
 
     # The main pass, block by block.
@@ -331,7 +335,7 @@ def analyze(
 
         def run(rows: slice) -> slice:
             _analyze_block(
-                source.frames, rows, plan, source.corrections, settings, out, weights, alpha
+                source.frames, rows, plan, source.corrections, settings, out, weights, alpha, fused
             )
             return rows
 
@@ -340,7 +344,7 @@ def analyze(
                 if progress is not None:
                     progress("fit", done, len(row_blocks))
     else:
-        task = RowTask(plan, source.corrections, settings, weights, alpha)
+        task = RowTask(plan, source.corrections, settings, weights, alpha, fused)
         for done, (rows, result) in enumerate(blocks(task, source.frames, row_blocks), 1):
             _store_rows(out, rows, result, nx)
             if progress is not None:
@@ -380,6 +384,7 @@ def analyze(
         "settings": settings.model_dump(mode="json"),
         "normalization": plan.operator.windows.as_dict(),
         "fit_model": {"model": model, **model_evidence},
+        "kernel": "numpy" if fused is None else "fused",
         "thresholds": thresholds,
         "dropped_energies": [float(energies[i]) for i in dropped],
         "timings": timings,
@@ -533,11 +538,25 @@ def _effective_dof(plan: Plan, weights: np.ndarray, variance: np.ndarray) -> flo
 
 
 def _analyze_block(
-    source, rows: slice, plan: Plan, corrections, settings, out, weights=None, alpha=None
+    source,
+    rows: slice,
+    plan: Plan,
+    corrections,
+    settings,
+    out,
+    weights=None,
+    alpha=None,
+    fused: FusedTables | None = None,
 ) -> None:
     """Every per-pixel map of the rows ``rows``, written into ``out``; ``weights`` (n_fit,)
     ``1 / (sigma^2 dof)`` make the chi-square of the measured noise (None: the pre-edge's);
-    ``alpha`` (not None) corrects each spectrum for self-absorption first."""
+    ``alpha`` (not None) corrects each spectrum for self-absorption first. With ``fused``
+    the compiled pass makes them (:mod:`~xanes_stream.pipeline.fused`), else numpy."""
+    if fused is not None:
+        mu, start, n_pixels = block_columns(source, rows, plan, corrections)
+        offset = rows.start * out["valid"].shape[1]
+        fused_block_maps(mu, start, n_pixels, fused, out, offset)
+        return
     mu = block_mu(source, rows, plan, corrections)
     bad = np.zeros(mu.shape[1], dtype=np.int64)
     if plan.denoise is not None:
