@@ -139,9 +139,10 @@ def kmeans_clusters(
     """K-means labels per pixel: 0 outside ``mask``, 1..k inside.
 
     ``features`` is (q, P), e.g. normalized spectra projected on their principal components.
-    K-means is fitted on a random sample of masked pixels and then assigns every masked pixel.
-    Labels are ordered by the mean of ``order_by`` (e.g. edge energy) in each cluster, so the
-    same sample gives the same labels.
+    K-means is fitted on a random sample of at most ``sample_size`` masked pixels (its cost
+    does not grow with the image); one compiled pass (:mod:`~xanes_stream.spectra.assign`)
+    then gives every masked pixel its nearest centre. Labels are ordered by the mean of
+    ``order_by`` (e.g. edge energy) in each cluster, so the same sample gives the same labels.
 
     Parameters
     ----------
@@ -165,6 +166,8 @@ def kmeans_clusters(
     """
     from sklearn.cluster import KMeans  # slow to import: only when clustering
 
+    from xanes_stream.spectra.assign import nearest_centres  # numba: only when clustering
+
     labels = np.zeros(mask.shape, dtype=np.int16)
     usable = mask & np.isfinite(features.sum(axis=0))
     inside = np.flatnonzero(usable)
@@ -173,12 +176,11 @@ def kmeans_clusters(
     rng = np.random.default_rng(seed)
     sample = inside if inside.size <= sample_size else rng.choice(inside, sample_size, False)
     model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[:, sample].T)
-    assigned = nearest_centre(features, model.cluster_centers_.astype(features.dtype))
+    # one pass over every pixel: its nearest centre, and each centre's mean of order_by
+    assigned, means = nearest_centres(features, usable, model.cluster_centers_, order_by)
+    relabel = np.arange(n_clusters, dtype=np.int16)
     if order_by is not None:
-        values = [order_by[usable & (assigned == c)] for c in range(n_clusters)]
-        means = [np.nanmean(v) if np.isfinite(v).any() else np.nan for v in values]  # empty: last
-        rank = np.argsort(np.nan_to_num(means, nan=np.inf))
-        relabel = np.empty(n_clusters, dtype=np.int16)
+        rank = np.argsort(np.nan_to_num(means, nan=np.inf))  # empty clusters last
         relabel[rank] = np.arange(n_clusters, dtype=np.int16)
-        assigned = relabel[assigned]
-    return np.where(usable, assigned + 1, 0).astype(np.int16)
+    lookup = np.concatenate([[0], relabel + 1]).astype(np.int16)  # not usable (-1): 0
+    return lookup[assigned + 1]
