@@ -10,9 +10,13 @@ resident memory (ru_maxrss) is its own: it includes the loaded stack itself.
 Rows:
 - floor: one read of the stack in memory (``stack.max()``), the memory-bandwidth floor;
 - xanes-stream analyze: normalization, NNLS fit and every map (registration off: the live
-  service registers frames as they arrive), after a warm-up call on a 16-row strip so that
-  one-off imports (~2 s, paid once by a running service) are not counted, as PyXAS's are not;
-- xanes-stream analyze (ADMM): the same with the iterative fit;
+  service registers frames as they arrive) in the fused, compiled block pass (the default
+  ``compute.kernel: fused``), after a warm-up call on a 16-row strip so that one-off imports
+  and the compiled code's load (~2 s, paid once by a running service) are not counted, as
+  PyXAS's are not;
+- xanes-stream analyze, numpy pass: the same with ``compute.kernel: numpy`` (the reference
+  implementation the tests compare the fused pass with);
+- xanes-stream analyze (ADMM): the fused pass with the iterative fit;
 - PyXAS normalize + fit: ``normalize_2D_xanes2`` then ``fit_2D_xanes_non_iter``, as its GUI
   calls them (benchmarks/pyxas_peer.py);
 - PyXAS ADMM: ``fit_2D_xanes_iter2`` on the normalized stack (fit only, GUI defaults);
@@ -61,7 +65,7 @@ def child(what: str, folder: Path) -> dict:
             stack.max()
             times.append(time.perf_counter() - t0)
         result["seconds"] = min(times)
-    elif what in ("ours", "ours_admm"):
+    elif what in ("ours", "ours_numpy", "ours_admm"):
         from xanes_stream import analyze
         from xanes_stream.io.references import bundled_reference
 
@@ -69,6 +73,8 @@ def child(what: str, folder: Path) -> dict:
         settings = {"registration": {"method": "none"}}
         if what == "ours_admm":
             settings["fit"] = {"method": "admm"}
+        if what == "ours_numpy":
+            settings["compute"] = {"kernel": "numpy"}
         # warm up on a strip, as a running service is: imports (sklearn alone ~2 s) are once
         analyze(
             np.ascontiguousarray(stack[:, :16]),
@@ -82,6 +88,7 @@ def child(what: str, folder: Path) -> dict:
         result["seconds"] = time.perf_counter() - t0
         result["error"] = _core_error(maps.fractions, truth)
         result["stages"] = maps.metadata["timings"]
+        result["kernel"] = maps.metadata["kernel"]
     elif what in ("pyxas", "pyxas_admm"):
         import pyxas_peer
 
@@ -162,6 +169,7 @@ def make_stack(size: int, n_energy: int, folder: Path) -> int:
 LABELS = {
     "floor": "one read of the stack (floor)",
     "ours": "xanes-stream analyze (NNLS, all maps)",
+    "ours_numpy": "  the same, numpy block pass",
     "ours_admm": "xanes-stream analyze (ADMM, all maps)",
     "pyxas": "PyXAS normalize + fit",
     "pyxas_admm": "PyXAS ADMM fit",
@@ -192,7 +200,7 @@ def main() -> int:
             print(f"\n== {args.n_energy} x {size} x {size} float32 ==", flush=True)
             stack_bytes = make_stack(size, args.n_energy, folder)
             rows = {}
-            kinds = ["floor", "ours", "ours_admm"]
+            kinds = ["floor", "ours", "ours_numpy", "ours_admm"]
             if not args.skip_pyxas:
                 kinds += ["pyxas", "pyxas_admm"]
             for what in kinds:
@@ -232,8 +240,13 @@ def _print_table(size: int, n_energy: int, stack_bytes: int, rows: dict) -> None
             f"{LABELS[what]:40s} {seconds:8.2f} {seconds / floor:8.1f} {speedup} "
             f"{row['peak_rss'] / 1e9:8.2f} {row['peak_rss'] / stack_bytes:10.2f} {error}"
         )
-    if ours:
-        print(f"analyze stages: {rows['ours'].get('stages')}")
+    numpy_pass = rows.get("ours_numpy", {}).get("seconds")
+    if ours and numpy_pass:
+        print(f"fused pass {numpy_pass / ours:.1f}x faster than the numpy pass")
+    for what in ("ours", "ours_numpy"):
+        if rows.get(what, {}).get("stages"):
+            stages = {k: round(v, 3) for k, v in rows[what]["stages"].items()}
+            print(f"analyze stages ({rows[what].get('kernel')}): {stages}")
 
 
 if __name__ == "__main__":

@@ -350,8 +350,14 @@ def _admm(gram, h, nt, simplex, iterations, rho, tolerance, z, work):
                 ok[j] = zk[j]
                 rk[j] = alpha * xk[j] + beta * zk[j]
                 zk[j] = rk[j] + uk[j]
-        for j in range(nt):
-            _project(z, j, simplex, sorted_)
+        if simplex:
+            for j in range(nt):
+                _project(z, j, simplex, sorted_)
+        else:  # the non-negative orthant
+            for kk in range(k):
+                zk = z[kk]
+                for j in range(nt):
+                    zk[j] = max(zk[j], np.float32(0.0))
         for kk in range(k):
             zk = z[kk]
             uk = u[kk]

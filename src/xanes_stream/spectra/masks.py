@@ -165,6 +165,7 @@ def kmeans_clusters(
         (P,) int8 labels.
     """
     from sklearn.cluster import KMeans  # slow to import: only when clustering
+    from threadpoolctl import threadpool_limits
 
     from xanes_stream.spectra.assign import nearest_centres  # numba: only when clustering
 
@@ -175,7 +176,11 @@ def kmeans_clusters(
         return labels
     rng = np.random.default_rng(seed)
     sample = inside if inside.size <= sample_size else rng.choice(inside, sample_size, False)
-    model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[:, sample].T)
+    # one thread: on a sample this small, OpenMP's threads cost more than they give (and
+    # spin for many milliseconds on a busy machine)
+    with threadpool_limits(limits=1):
+        model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed)
+        model.fit(features[:, sample].T)
     # one pass over every pixel: its nearest centre, and each centre's mean of order_by
     assigned, means = nearest_centres(features, usable, model.cluster_centers_, order_by)
     relabel = np.arange(n_clusters, dtype=np.int16)
