@@ -420,10 +420,8 @@ def analyze(
 
 def _sample_mask(out: dict, mask_settings, notes: list[str]) -> tuple[np.ndarray, dict]:
     """The sample pixels (``mask_settings.method``) and the thresholds that drew them."""
-    valid = out["valid"]
-    thickness = np.where(valid, out["thickness"], np.nan)
-    r_factor = np.where(valid, out["r_factor"], np.nan)
-    edge_snr = np.where(valid, out["edge_snr"], np.nan) if "edge_snr" in out else None
+    # every map is already NaN where a pixel is not valid (both block passes write it so)
+    thickness, r_factor, edge_snr = out["thickness"], out["r_factor"], out.get("edge_snr")
     if edge_snr is not None and np.isfinite(edge_snr).any():
         mask = snr_mask(
             edge_snr,

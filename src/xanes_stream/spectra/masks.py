@@ -22,13 +22,19 @@ def otsu_threshold(values: np.ndarray) -> float:
     """
     from skimage.filters import threshold_otsu
 
-    values = np.ravel(values)
-    if values.size > 1_000_000:  # the histogram of a regular subsample is as good
-        values = values[:: values.size // 1_000_000 + 1]
+    values = _otsu_sample(values)
     finite = values[np.isfinite(values)]
     if finite.size < 2 or finite.min() == finite.max():
         return float("nan")
     return float(threshold_otsu(finite))
+
+
+def _otsu_sample(values: np.ndarray) -> np.ndarray:
+    """The values Otsu's histogram is made of: all, or a regular subsample of a million."""
+    values = np.ravel(values)
+    if values.size > 1_000_000:  # the histogram of a regular subsample is as good
+        values = values[:: values.size // 1_000_000 + 1]
+    return values
 
 
 def quality_mask(
@@ -46,8 +52,9 @@ def quality_mask(
     if thickness_threshold is None:
         thickness_threshold = otsu_threshold(thickness)
     if r_factor_threshold is None:
+        sample = _otsu_sample(r_factor)  # the logarithm of what the threshold reads, only
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_r = np.log10(np.where(r_factor > 0, r_factor, np.nan))
+            log_r = np.log10(np.where(sample > 0, sample, np.nan))
         log_threshold = otsu_threshold(log_r)
         r_factor_threshold = float(10**log_threshold) if np.isfinite(log_threshold) else np.inf
     with np.errstate(invalid="ignore"):
