@@ -32,6 +32,12 @@ class FusedTables:
     snr: bool
 
 
+def load_fused_kernel() -> None:
+    """Import the compiled kernel (numba, and the BLAS it calls) now, not on first use: so
+    that a thread limit set next (``threadpoolctl``) reaches that BLAS too."""
+    from xanes_stream.spectra import fused  # noqa: F401
+
+
 def uncovered(plan: Plan, settings, alpha) -> str | None:
     """Why the fused pass cannot make this stack's maps (None: it can).
 
