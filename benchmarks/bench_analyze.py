@@ -10,12 +10,21 @@ resident memory (ru_maxrss) is its own: it includes the loaded stack itself.
 Rows:
 - floor: one read of the stack in memory (``stack.max()``), the memory-bandwidth floor;
 - xanes-stream analyze: normalization, NNLS fit and every map (registration off: the live
-  service registers frames as they arrive), after a warm-up call on a 16-row strip so that
-  one-off imports (~2 s, paid once by a running service) are not counted, as PyXAS's are not;
-- xanes-stream analyze (ADMM): the same with the iterative fit;
+  service registers frames as they arrive) in the fused, compiled block pass (the default
+  ``compute.kernel: fused``), after a warm-up call on a 16-row strip so that one-off imports
+  and the compiled code's load (~2 s, paid once by a running service) are not counted, as
+  PyXAS's are not;
+- xanes-stream analyze, numpy pass: the same with ``compute.kernel: numpy`` (the reference
+  implementation the tests compare the fused pass with);
+- xanes-stream analyze (ADMM): the fused pass with the iterative fit;
 - PyXAS normalize + fit: ``normalize_2D_xanes2`` then ``fit_2D_xanes_non_iter``, as its GUI
   calls them (benchmarks/pyxas_peer.py);
 - PyXAS ADMM: ``fit_2D_xanes_iter2`` on the normalized stack (fit only, GUI defaults);
+- whole tools (sizes in ``--tool-sizes``, default 1024), both reading the same FXI/PyXAS-layout
+  HDF5 file (``img_xanes``, ``X_eng``) and writing the fraction maps to an HDF5 file, timed
+  from the shell (interpreter start, imports and all), registration off:
+  ``xanes-stream analyze`` (every map, clusters, the maps file), and PyXAS's pipeline
+  (h5py read, ``normalize_2D_xanes2``, ``fit_2D_xanes_non_iter``, h5py write of the fractions);
 - register one 1024^2 frame: ``FrameRegistrar.add`` (phase correlation and the shift).
 """
 
@@ -50,6 +59,8 @@ def child(what: str, folder: Path) -> dict:
     """One measurement in this (fresh) process."""
     if what == "register":
         return {"what": what, **_register_frames(), "peak_rss": _peak_rss_bytes()}
+    if what in ("cli", "pyxas_tool"):
+        return {"what": what, **_whole_tool(what, folder)}
     stack = np.load(folder / "stack.npy")
     energies = np.load(folder / "energies.npy")
     truth = np.load(folder / "truth.npy")
@@ -61,7 +72,7 @@ def child(what: str, folder: Path) -> dict:
             stack.max()
             times.append(time.perf_counter() - t0)
         result["seconds"] = min(times)
-    elif what in ("ours", "ours_admm"):
+    elif what in ("ours", "ours_numpy", "ours_admm"):
         from xanes_stream import analyze
         from xanes_stream.io.references import bundled_reference
 
@@ -69,6 +80,8 @@ def child(what: str, folder: Path) -> dict:
         settings = {"registration": {"method": "none"}}
         if what == "ours_admm":
             settings["fit"] = {"method": "admm"}
+        if what == "ours_numpy":
+            settings["compute"] = {"kernel": "numpy"}
         # warm up on a strip, as a running service is: imports (sklearn alone ~2 s) are once
         analyze(
             np.ascontiguousarray(stack[:, :16]),
@@ -82,6 +95,7 @@ def child(what: str, folder: Path) -> dict:
         result["seconds"] = time.perf_counter() - t0
         result["error"] = _core_error(maps.fractions, truth)
         result["stages"] = maps.metadata["timings"]
+        result["kernel"] = maps.metadata["kernel"]
     elif what in ("pyxas", "pyxas_admm"):
         import pyxas_peer
 
@@ -100,6 +114,58 @@ def child(what: str, folder: Path) -> dict:
         raise SystemExit(f"unknown measurement {what}")
     result["peak_rss"] = _peak_rss_bytes()
     return result
+
+
+_PYXAS_TOOL = """
+import sys, h5py, numpy as np
+sys.path.insert(0, {here!r})
+import pyxas_peer
+with h5py.File({stack!r}, "r") as f:
+    stack, energies = f["img_xanes"][()], f["X_eng"][()] * 1000.0
+refs = pyxas_peer.load_ni_references(energies)
+fractions, _ = pyxas_peer.pyxas_normalize_fit(
+    stack, energies, refs, pyxas_peer.PRE_EDGE_EV, pyxas_peer.POST_EDGE_EV
+)
+with h5py.File({out!r}, "w") as f:
+    f["fractions"] = fractions.astype(np.float32)
+"""
+
+
+def _whole_tool(what: str, folder: Path) -> dict:
+    """A whole tool run from the shell on ``folder/stack.h5``: wall seconds and its peak
+    resident memory (this process only waits)."""
+    stack, out = folder / "stack.h5", folder / f"{what}-maps.h5"
+    if what == "cli":
+        settings = folder / "settings.yml"
+        settings.write_text("registration:\n  method: none\n")
+        tool = Path(sys.executable).with_name("xanes-stream")
+        command = [str(tool), "analyze", str(stack), "-r", "NiO", "-r", "LiNiO2"]
+        command += ["--mode", "absorbance", "--settings", str(settings), "--out", str(out)]
+    else:
+        script = _PYXAS_TOOL.format(here=str(HERE), stack=str(stack), out=str(out))
+        command = [sys.executable, "-c", script]
+    t0 = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed: {done.stderr.strip().splitlines()[-1:]}")
+    import h5py
+
+    with h5py.File(out, "r") as f:
+        fractions = f["fractions"][()]
+    truth = np.load(folder / "truth.npy")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return {"seconds": seconds, "error": _core_error(fractions, truth), "peak_rss": peak}
+
+
+def _write_h5(folder: Path) -> None:
+    """The stack in the FXI/PyXAS layout (energies in keV), for the whole tools."""
+    import h5py
+
+    stack = np.load(folder / "stack.npy", mmap_mode="r")
+    with h5py.File(folder / "stack.h5", "w") as f:
+        f["img_xanes"] = stack
+        f["X_eng"] = np.load(folder / "energies.npy") / 1000.0
 
 
 def _normalized(stack: np.ndarray, energies: np.ndarray) -> np.ndarray:
@@ -163,9 +229,12 @@ def make_stack(size: int, n_energy: int, folder: Path) -> int:
 LABELS = {
     "floor": "one read of the stack (floor)",
     "ours": "xanes-stream analyze (NNLS, all maps)",
+    "ours_numpy": "  the same, numpy block pass",
     "ours_admm": "xanes-stream analyze (ADMM, all maps)",
     "pyxas": "PyXAS normalize + fit",
     "pyxas_admm": "PyXAS ADMM fit",
+    "cli": "xanes-stream analyze, whole tool (shell)",
+    "pyxas_tool": "PyXAS pipeline, whole tool (shell)",
 }
 
 
@@ -174,6 +243,13 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--n-energy", type=int, default=100)
     parser.add_argument("--skip-pyxas", action="store_true")
+    parser.add_argument(
+        "--tool-sizes",
+        type=int,
+        nargs="*",
+        default=[1024],
+        help="sizes at which the whole tools run from the shell, on an HDF5 file",
+    )
     parser.add_argument("--json", type=Path, default=HERE / "results" / "bench_analyze.json")
     parser.add_argument("--child")
     parser.add_argument("--folder", type=Path)
@@ -193,9 +269,12 @@ def main() -> int:
             print(f"\n== {args.n_energy} x {size} x {size} float32 ==", flush=True)
             stack_bytes = make_stack(size, args.n_energy, folder)
             rows = {}
-            kinds = ["floor", "ours", "ours_admm"]
+            kinds = ["floor", "ours", "ours_numpy", "ours_admm"]
             if not args.skip_pyxas:
                 kinds += ["pyxas", "pyxas_admm"]
+            if size in args.tool_sizes:
+                _write_h5(folder)
+                kinds += ["cli"] + ([] if args.skip_pyxas else ["pyxas_tool"])
             for what in kinds:
                 rows[what] = run_child(what, folder)
                 print(f"  {what}: {rows[what]}", flush=True)
@@ -226,15 +305,21 @@ def _print_table(size: int, n_energy: int, stack_bytes: int, rows: dict) -> None
             print(f"{LABELS[what]:40s} failed: {row['failed']}")
             continue
         seconds = row["seconds"]
-        mine = rows["ours_admm" if what == "pyxas_admm" else "ours"].get("seconds")
+        mine = {"pyxas_admm": "ours_admm", "pyxas_tool": "cli"}.get(what, "ours")
+        mine = rows.get(mine, {}).get("seconds")
         speedup = f"{seconds / mine:9.1f}" if what.startswith("pyxas") and mine else " " * 9
         error = f"{row['error']:8.4f}" if "error" in row else " " * 8
         print(
             f"{LABELS[what]:40s} {seconds:8.2f} {seconds / floor:8.1f} {speedup} "
             f"{row['peak_rss'] / 1e9:8.2f} {row['peak_rss'] / stack_bytes:10.2f} {error}"
         )
-    if ours:
-        print(f"analyze stages: {rows['ours'].get('stages')}")
+    numpy_pass = rows.get("ours_numpy", {}).get("seconds")
+    if ours and numpy_pass:
+        print(f"fused pass {numpy_pass / ours:.1f}x faster than the numpy pass")
+    for what in ("ours", "ours_numpy"):
+        if rows.get(what, {}).get("stages"):
+            stages = {k: round(v, 3) for k, v in rows[what]["stages"].items()}
+            print(f"analyze stages ({rows[what].get('kernel')}): {stages}")
 
 
 if __name__ == "__main__":

@@ -35,9 +35,15 @@ from xanes_stream.pipeline.frames import (
     select_frames,
     source_of,
 )
+from xanes_stream.pipeline.fused import (
+    FusedTables,
+    fused_block_maps,
+    fused_tables,
+    load_fused_kernel,
+)
 from xanes_stream.pipeline.model_choice import fit_model
 from xanes_stream.pipeline.od_fit import background_plan, fit_optical_density
-from xanes_stream.pipeline.plan import Plan, block_mu, make_plan
+from xanes_stream.pipeline.plan import Plan, block_columns, block_mu, make_plan
 from xanes_stream.pipeline.results import Maps
 from xanes_stream.pipeline.self_absorption import corrected_block, scan_alpha
 from xanes_stream.pipeline.settings import AnalysisSettings, load_settings
@@ -112,6 +118,7 @@ class RowTask:
     settings: AnalysisSettings
     weights: np.ndarray | None
     alpha: float | None = None  # the self-absorption correction's (None: not corrected)
+    fused: FusedTables | None = None  # the fused pass's tables (None: the numpy pass)
 
     def __call__(self, block: np.ndarray, rows: slice) -> dict[str, np.ndarray]:
         n_rows, nx = block.shape[1], block.shape[2]
@@ -127,6 +134,7 @@ class RowTask:
             out,
             self.weights,
             self.alpha,
+            self.fused,
         )
         return out
 
@@ -219,6 +227,49 @@ def analyze(
     Non-finite or non-positive values are masked: filled from neighbouring energies, and pixels
     with more than ``settings.max_bad_fraction`` of them become NaN in every map.
     """
+    settings = load_settings(settings)
+    if settings.compute.kernel == "fused":
+        load_fused_kernel()  # its BLAS (SciPy's) is loaded before the limit below is set
+    # One BLAS thread throughout: the planning's products are small (100 x 16,384), and the
+    # block pass runs its own threads; BLAS's threads only spin on a busy machine (0.02 s of
+    # planning became 0.7 s beside another process).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _analyze(
+            frames,
+            energies,
+            references,
+            dark=dark,
+            flat=flat,
+            i0=i0,
+            mode=mode,
+            settings=settings,
+            shifts=shifts,
+            progress=progress,
+            noise=noise,
+            blocks=blocks,
+            energy_offset=energy_offset,
+            energy_units=energy_units,
+        )
+
+
+def _analyze(
+    frames,
+    energies,
+    references,
+    *,
+    dark,
+    flat,
+    i0,
+    mode,
+    settings,
+    shifts,
+    progress,
+    noise,
+    blocks,
+    energy_offset,
+    energy_units,
+) -> Maps:
+    """:func:`analyze`'s work, its arguments as :func:`analyze` takes them."""
     started = time.perf_counter()
     settings = load_settings(settings)
     frames, energies = check_inputs(frames, energies, dark, flat, i0, mode)
@@ -327,6 +378,7 @@ def analyze(
     alpha, absorption, note = scan_alpha(settings.self_absorption, mode, unique)
     if note:
         notes.append(note)
+    fused = fused_tables(plan, settings, weights, alpha)
     timings["planning"] = time.perf_counter() - t0
 
     # The main pass, block by block.
@@ -338,16 +390,16 @@ def analyze(
 
         def run(rows: slice) -> slice:
             _analyze_block(
-                source.frames, rows, plan, source.corrections, settings, out, weights, alpha
+                source.frames, rows, plan, source.corrections, settings, out, weights, alpha, fused
             )
             return rows
 
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_WORKERS) as pool:
+        with ThreadPoolExecutor(_WORKERS) as pool:  # one BLAS thread each (see analyze)
             for done, _ in enumerate(pool.map(run, row_blocks), 1):
                 if progress is not None:
                     progress("fit", done, len(row_blocks))
     else:
-        task = RowTask(plan, source.corrections, settings, weights, alpha)
+        task = RowTask(plan, source.corrections, settings, weights, alpha, fused)
         for done, (rows, result) in enumerate(blocks(task, source.frames, row_blocks), 1):
             _store_rows(out, rows, result, nx)
             if progress is not None:
@@ -415,6 +467,7 @@ def analyze(
         "settings": settings.model_dump(mode="json"),
         "normalization": plan.operator.windows.as_dict(),
         "fit_model": {"model": model, **model_evidence},
+        "kernel": "numpy" if fused is None else "fused",
         "thresholds": thresholds,
         "dropped_energies": [float(energies[i]) for i in dropped],
         "timings": timings,
@@ -452,10 +505,8 @@ def analyze(
 
 def _sample_mask(out: dict, mask_settings, notes: list[str]) -> tuple[np.ndarray, dict]:
     """The sample pixels (``mask_settings.method``) and the thresholds that drew them."""
-    valid = out["valid"]
-    thickness = np.where(valid, out["thickness"], np.nan)
-    r_factor = np.where(valid, out["r_factor"], np.nan)
-    edge_snr = np.where(valid, out["edge_snr"], np.nan) if "edge_snr" in out else None
+    # every map is already NaN where a pixel is not valid (both block passes write it so)
+    thickness, r_factor, edge_snr = out["thickness"], out["r_factor"], out.get("edge_snr")
     if edge_snr is not None and np.isfinite(edge_snr).any():
         mask = snr_mask(
             edge_snr,
@@ -590,11 +641,25 @@ def _effective_dof(plan: Plan, weights: np.ndarray, variance: np.ndarray) -> flo
 
 
 def _analyze_block(
-    source, rows: slice, plan: Plan, corrections, settings, out, weights=None, alpha=None
+    source,
+    rows: slice,
+    plan: Plan,
+    corrections,
+    settings,
+    out,
+    weights=None,
+    alpha=None,
+    fused: FusedTables | None = None,
 ) -> None:
     """Every per-pixel map of the rows ``rows``, written into ``out``; ``weights`` (n_fit,)
     ``1 / (sigma^2 dof)`` make the chi-square of the measured noise (None: the pre-edge's);
-    ``alpha`` (not None) corrects each spectrum for self-absorption first."""
+    ``alpha`` (not None) corrects each spectrum for self-absorption first. With ``fused``
+    the compiled pass makes them (:mod:`~xanes_stream.pipeline.fused`), else numpy."""
+    if fused is not None:
+        mu, start, n_pixels = block_columns(source, rows, plan, corrections)
+        offset = rows.start * out["valid"].shape[1]
+        fused_block_maps(mu, start, n_pixels, fused, out, offset)
+        return
     mu = block_mu(source, rows, plan, corrections)
     bad = np.zeros(mu.shape[1], dtype=np.int64)
     if plan.denoise is not None:

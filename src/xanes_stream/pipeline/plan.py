@@ -186,9 +186,37 @@ def block_mu(source, rows: slice, plan: Plan, corrections) -> np.ndarray:
     numpy.ndarray
         (n_energy, rows x nx) float32.
     """
+    mu, start, n_pixels = block_columns(source, rows, plan, corrections)
+    return mu[:, start : start + n_pixels]
+
+
+def block_columns(source, rows: slice, plan: Plan, corrections) -> tuple[np.ndarray, int, int]:
+    """The mu of the image rows ``rows`` as columns of a C-contiguous float32 array: the
+    whole source (n_energy, ny x nx) when nothing needs doing (no copy), else the block's
+    corrected, averaged copy.
+
+    Parameters
+    ----------
+    source : array_like
+        (n, ny, nx) frames the plan's ``order`` indexes.
+    rows : slice
+        Image rows of the block.
+    plan : Plan
+        Gives the order, the energy groups and the mode.
+    corrections : tuple
+        (dark, flat, i0) of ``source``.
+
+    Returns
+    -------
+    mu : numpy.ndarray
+        (n_energy, N) float32, C-contiguous.
+    start, n_pixels : int
+        The block's columns of ``mu``.
+    """
     dark, flat, i0 = corrections
     order = plan.order
     n_source, _, nx = source.shape
+    n_pixels = (rows.stop - rows.start) * nx
     identity = order.size == n_source and np.array_equal(order, np.arange(n_source))
     plain = dark is None and flat is None and i0 is None and plan.mode == "absorbance"
     if (
@@ -199,7 +227,8 @@ def block_mu(source, rows: slice, plan: Plan, corrections) -> np.ndarray:
         and source.flags.c_contiguous
         and plan.group_starts.size == n_source
     ):
-        return source.reshape(n_source, -1)[:, rows.start * nx : rows.stop * nx]
+        return source.reshape(n_source, -1), rows.start * nx, n_pixels
     block = np.array(source[:, rows] if identity else source[order, rows], dtype=np.float32)
     correct_block(block, order, rows, corrections, plan.mode)
-    return average_groups(block.reshape(block.shape[0], -1), plan.group_starts, plan.group_counts)
+    mu = average_groups(block.reshape(block.shape[0], -1), plan.group_starts, plan.group_counts)
+    return np.ascontiguousarray(mu), 0, n_pixels

@@ -191,6 +191,19 @@ class DenoiseSettings(_Section):
         return value
 
 
+class ComputeSettings(_Section):
+    """How the block pass is computed; the maps are the same either way (to float
+    tolerance)."""
+
+    kernel: Literal["fused", "numpy"] = Field(
+        "fused",
+        description="fused: one compiled pass per block (numba) reads each spectrum once and "
+        "makes every map, wherever it covers the settings (not the optical-density model, "
+        "fraction errors, PCA denoising or the self-absorption correction: there the numpy "
+        "pass runs); numpy: the numpy block pass, the reference implementation",
+    )
+
+
 class _Products(_Section):
     """The analyses beyond the fit, each off unless ``enabled`` (see ``run_products``).
 
@@ -248,6 +261,7 @@ class AnalysisSettings(_Section):
     self_absorption: SelfAbsorptionSettings = SelfAbsorptionSettings()
     denoise: DenoiseSettings = DenoiseSettings()
     products: ProductSettings = ProductSettings()
+    compute: ComputeSettings = ComputeSettings()
     block_pixels: int = Field(32_768, ge=256, description="pixels processed per block")
     max_bad_fraction: float = Field(
         0.1, ge=0, le=1, description="pixels with more non-finite values than this are invalid"

@@ -1,9 +1,9 @@
 """The numeric core along energy: edge normalization, the linear-combination fit, edge
 features, quality masks, references on a scan's energies, and the analyses of spectra beyond the
 fit (decomposition, clusters, combinatorial fitting, two-energy maps, machine learning). Arrays
-in, arrays or plain dataclasses out; it imports only numpy, scipy, scikit-learn and
-:mod:`xanes_stream.errors`. Names are loaded lazily, so ``import xanes_stream.spectra.fit``
-loads that module alone."""
+in, arrays or plain dataclasses out; it imports only numpy, scipy, scikit-learn, numba (the
+fused block pass, :mod:`~xanes_stream.spectra.fused`) and :mod:`xanes_stream.errors`. Names are
+loaded lazily, so ``import xanes_stream.spectra.fit`` loads that module alone."""
 
 import lazy_loader
 

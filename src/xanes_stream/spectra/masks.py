@@ -22,13 +22,19 @@ def otsu_threshold(values: np.ndarray) -> float:
     """
     from skimage.filters import threshold_otsu
 
-    values = np.ravel(values)
-    if values.size > 1_000_000:  # the histogram of a regular subsample is as good
-        values = values[:: values.size // 1_000_000 + 1]
+    values = _otsu_sample(values)
     finite = values[np.isfinite(values)]
     if finite.size < 2 or finite.min() == finite.max():
         return float("nan")
     return float(threshold_otsu(finite))
+
+
+def _otsu_sample(values: np.ndarray) -> np.ndarray:
+    """The values Otsu's histogram is made of: all, or a regular subsample of a million."""
+    values = np.ravel(values)
+    if values.size > 1_000_000:  # the histogram of a regular subsample is as good
+        values = values[:: values.size // 1_000_000 + 1]
+    return values
 
 
 def otsu_r_factor(r_factor: np.ndarray) -> float:
@@ -45,8 +51,9 @@ def otsu_r_factor(r_factor: np.ndarray) -> float:
     float
         The threshold.
     """
+    sample = _otsu_sample(r_factor)  # the logarithm of what the threshold reads, only
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_r = np.log10(np.where(r_factor > 0, r_factor, np.nan))
+        log_r = np.log10(np.where(sample > 0, sample, np.nan))
     log_threshold = otsu_threshold(log_r)
     return float(10**log_threshold) if np.isfinite(log_threshold) else float("inf")
 
@@ -186,10 +193,11 @@ def kmeans_clusters(
     """K-means labels per pixel: 0 outside ``mask``, 1..k inside.
 
     ``features`` is (q, P), e.g. normalized spectra projected on their principal components.
-    K-means is fitted on a random sample of the ``fit_on`` pixels (default: the masked ones;
-    e.g. :func:`well_measured`) and then assigns every masked pixel its nearest centre.
-    Labels are ordered by the mean of ``order_by`` (e.g. edge energy) in each cluster, so the
-    same sample gives the same labels.
+    K-means is fitted on a random sample of at most ``sample_size`` of the ``fit_on`` pixels
+    (default: the masked ones; e.g. :func:`well_measured`), so its cost does not grow with the
+    image; one compiled pass (:mod:`~xanes_stream.spectra.assign`) then gives every masked
+    pixel its nearest centre. Labels are ordered by the mean of ``order_by`` (e.g. edge
+    energy) in each cluster, so the same sample gives the same labels.
 
     Parameters
     ----------
@@ -214,6 +222,9 @@ def kmeans_clusters(
         (P,) int8 labels.
     """
     from sklearn.cluster import KMeans  # slow to import: only when clustering
+    from threadpoolctl import threadpool_limits
+
+    from xanes_stream.spectra.assign import nearest_centres  # numba: only when clustering
 
     labels = np.zeros(mask.shape, dtype=np.int16)
     usable = mask & np.isfinite(features.sum(axis=0))
@@ -224,13 +235,16 @@ def kmeans_clusters(
         inside = np.flatnonzero(usable & fit_on)
     rng = np.random.default_rng(seed)
     sample = inside if inside.size <= sample_size else rng.choice(inside, sample_size, False)
-    model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(features[:, sample].T)
-    assigned = nearest_centre(features, model.cluster_centers_.astype(features.dtype))
+    # one thread: on a sample this small, OpenMP's threads cost more than they give (and
+    # spin for many milliseconds on a busy machine)
+    with threadpool_limits(limits=1):
+        model = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed)
+        model.fit(features[:, sample].T)
+    # one pass over every pixel: its nearest centre, and each centre's mean of order_by
+    assigned, means = nearest_centres(features, usable, model.cluster_centers_, order_by)
+    relabel = np.arange(n_clusters, dtype=np.int16)
     if order_by is not None:
-        values = [order_by[usable & (assigned == c)] for c in range(n_clusters)]
-        means = [np.nanmean(v) if np.isfinite(v).any() else np.nan for v in values]  # empty: last
-        rank = np.argsort(np.nan_to_num(means, nan=np.inf))
-        relabel = np.empty(n_clusters, dtype=np.int16)
+        rank = np.argsort(np.nan_to_num(means, nan=np.inf))  # empty clusters last
         relabel[rank] = np.arange(n_clusters, dtype=np.int16)
-        assigned = relabel[assigned]
-    return np.where(usable, assigned + 1, 0).astype(np.int16)
+    lookup = np.concatenate([[0], relabel + 1]).astype(np.int16)  # not usable (-1): 0
+    return lookup[assigned + 1]

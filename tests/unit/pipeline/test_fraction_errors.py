@@ -15,8 +15,8 @@ BASE = {"registration": {"method": "none"}, "mask": {"n_clusters": 0}}
 FULL = ni_edge_energies()
 
 
-def _maps(od, p, noise=None, **fit):
-    settings = {**BASE, "fit": {"errors": True, **fit}}
+def _maps(od, p, noise=None, kernel="fused", **fit):
+    settings = {**BASE, "fit": {"errors": True, **fit}, "compute": {"kernel": kernel}}
     return analyze(od, p.energies, p.references, mode="absorbance", settings=settings, noise=noise)
 
 
@@ -72,12 +72,21 @@ def test_measured_noise_gives_calibrated_errors():
 
 def test_errors_can_be_off_and_change_nothing_else(full_scan, tmp_path):
     p = full_scan
-    on, off = _maps(p.od, p), _maps(p.od, p, errors=False)
+    # the errors take the numpy block pass: off, the same pass gives the same maps exactly
+    on, off = _maps(p.od, p), _maps(p.od, p, errors=False, kernel="numpy")
     assert off.fraction_errors is None
     default = analyze(p.od, p.energies, p.references, mode="absorbance", settings=BASE)
     assert default.fraction_errors is None  # off by default
-    for name in ("fractions", "thickness", "error", "r_factor", "chi2_red", "mask", "clusters"):
+    names = ("fractions", "thickness", "error", "r_factor", "chi2_red", "mask", "clusters")
+    for name in names:
         np.testing.assert_array_equal(getattr(on, name), getattr(off, name))
+    # and the default, fused pass, the same to float precision
+    assert on.metadata["kernel"] == "numpy" and default.metadata["kernel"] == "fused"
+    np.testing.assert_allclose(default.fractions, on.fractions, atol=1e-4)
+    for name in ("thickness", "error", "r_factor", "chi2_red"):
+        np.testing.assert_allclose(getattr(default, name), getattr(on, name), rtol=1e-4)
+    for name in ("mask", "clusters"):
+        np.testing.assert_array_equal(getattr(default, name), getattr(on, name))
     back = read_maps(write_maps(on, tmp_path / "maps.h5"))
     np.testing.assert_array_equal(back.fraction_errors, on.fraction_errors)
     assert read_maps(write_maps(off, tmp_path / "off.h5")).fraction_errors is None
