@@ -59,9 +59,11 @@ def candidate_name(cluster: int) -> str:
 
 def first_look_settings(settings: AnalysisSettings) -> AnalysisSettings:
     """``settings`` as the first look's block pass runs them: the mask from the edge step only
-    (there is no fit to judge) and no fitted energy shifts (there are no references to shift)."""
+    (there is no fit to judge), no fitted energy shifts (there are no references to shift) and
+    the normalized model (a model chosen by the placeholder's fit would mean nothing, and its
+    fitted step is no pixel's)."""
     mask = settings.mask.model_copy(update={"r_factor_threshold": float("inf")})
-    fit = settings.fit.model_copy(update={"energy_shift": "none"})
+    fit = settings.fit.model_copy(update={"energy_shift": "none", "model": "normalized"})
     return settings.model_copy(update={"mask": mask, "fit": fit})
 
 

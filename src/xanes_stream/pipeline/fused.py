@@ -226,6 +226,7 @@ def fused_block_maps(
         flat("edge_energy"),
         flat("peak_energy"),
         flat("edge_snr") if tables.snr else np.zeros(0, np.float32),
+        flat("edge_jump") if tables.snr else np.zeros(0, np.float32),
         _as_2d(out["fractions"], k),
         flat("valid"),
         out["features"],

@@ -515,6 +515,7 @@ def fused_block(
     edge,
     peak,
     snr,
+    jump_map,
     fractions,
     valid,
     features,
@@ -582,8 +583,9 @@ def fused_block(
         A pixel with more non-finite values is invalid.
     thickness, error, r_factor, chi2, edge, peak : numpy.ndarray
         (P,) float32 outputs.
-    snr : numpy.ndarray
-        (P,) float32 edge signal-to-noise, or empty (not made).
+    snr, jump_map : numpy.ndarray
+        (P,) float32 edge signal-to-noise and edge jump (``functionals[-2]``), or empty
+        (not made).
     fractions : numpy.ndarray
         (k, P) float32 outputs.
     valid : numpy.ndarray
@@ -771,6 +773,7 @@ def fused_block(
             edge,
             peak,
             snr,
+            jump_map,
             fractions,
             valid,
             features,
@@ -808,6 +811,7 @@ def _write_maps(
     edge,
     peak,
     snr,
+    jump_map,
     fractions,
     valid,
     features,
@@ -882,6 +886,9 @@ def _write_maps(
             else:
                 variance = r_[j] * step[j] * step[j] / dof * gain
             out[j] = jump[j] / np.sqrt(variance) if ok[j] else nan
+        out = jump_map[o0 : o0 + nt]
+        for j in range(nt):
+            out[j] = jump[j] if ok[j] else nan
     for kk in range(k):
         out = fractions[kk, o0 : o0 + nt]
         ck = coef[kk]
