@@ -5,8 +5,9 @@
 One float32 optical-density stack (n_energy x N x N, the synthetic stack of
 bench_analyze.py: two Ni references, known fractions, noise 0.01) is written to a temporary
 .npy file. Each row runs in a fresh Python process that loads it (so its peak resident memory
-is its own, the loaded stack included), warms up on a 16-row strip, then times ``analyze``
-three times (the median; mode absorbance, registration off, as the live service calls it)
+is its own, the loaded stack included), warms up on a 16-row strip, then times ``analyze_scan``
+(``analyze`` and the enabled products, as the CLI and the service run them) three times (the
+median; mode absorbance, registration off, as the live service calls it)
 with that row's settings. ``region`` and ``export_*`` time the step after a plain analysis.
 
 The added cost of a row is its time less the ``off`` row's. Self-absorption (fluorescence
@@ -34,7 +35,7 @@ from bench_analyze import _core_error, _peak_rss_bytes, make_stack, run_child  #
 REPEATS = 3
 #: Row name -> (what it is, the settings it adds).
 VARIANTS = {
-    "off": ("defaults (normalized model, Otsu mask)", {}),
+    "off": ("defaults (fit.model auto: normalized here; signal-to-noise mask)", {}),
     "shift_data": ("fit.energy_shift: data (item 1)", {"fit": {"energy_shift": "data"}}),
     "shift_refs": (
         "fit.energy_shift: references (item 1)",
@@ -42,8 +43,11 @@ VARIANTS = {
     ),
     "errors": ("fit.errors: fraction_errors (item 2)", {"fit": {"errors": True}}),
     "od_model": ("fit.model: optical_density (item 3)", {"fit": {"model": "optical_density"}}),
-    "auto_model": ("fit.model: auto (issue 19)", {"fit": {"model": "auto"}}),
-    "snr_mask": ("mask.method: snr (issue 19)", {"mask": {"method": "snr"}}),
+    "normalized": (
+        "fit.model: normalized (no model check; issue 19)",
+        {"fit": {"model": "normalized"}},
+    ),
+    "otsu_mask": ("mask.method: otsu (the former mask; issue 19)", {"mask": {"method": "otsu"}}),
     "pca": ("denoise.components: auto (item 5)", {"denoise": {"components": "auto"}}),
     "spikes": ("denoise.spikes (item 5)", {"denoise": {"spikes": True}}),
     "topography": (
@@ -58,8 +62,8 @@ VARIANTS = {
 
 def child(what: str, folder: Path) -> dict:
     """One measurement in this (fresh) process."""
-    from xanes_stream import analyze
     from xanes_stream.io.references import bundled_reference
+    from xanes_stream.pipeline.scan import analyze_scan as analyze  # products included
 
     stack = np.load(folder / "stack.npy")
     energies = np.load(folder / "energies.npy")
@@ -111,9 +115,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         stack_bytes = make_stack(args.size, args.n_energy, folder)
-        print(
-            f"{args.n_energy} x {args.size}^2 float32 ({stack_bytes / 2**30:.2f} GiB), one run each"
-        )
+        print(f"{args.n_energy} x {args.size}^2 float32 ({stack_bytes / 2**30:.2f} GiB)")
         rows = {name: run_child(name, folder, script=__file__) for name in names}
     base = rows["off"].get("analyze_s", float("nan"))
     print("| option | analyze (s) | added (s) | step (s) | fraction error | peak RSS / stack |")
