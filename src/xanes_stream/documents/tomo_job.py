@@ -13,7 +13,8 @@ Images come inline in the events or, from a classic areaDetector (FXI's cameras)
 files its ``resource``/``datum`` documents name, read as each event arrives (confined to the
 allowed roots, see :mod:`.resources`), or from an ophyd-async detector's files
 (``stream_resource``/``stream_datum``, :mod:`.external`; frame and event may come in either
-order); several exposures of one angle are averaged.
+order); several exposures of one angle are combined as the profile's ``frames.combine`` says
+(:func:`~xanes_stream.imaging.exposures.combine_exposures`, as for energy scans).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from xanes_stream.documents.run_callback import RunCallback
 from xanes_stream.documents.start import short
 from xanes_stream.documents.waiting import Waiting
 from xanes_stream.errors import XanesStreamError
+from xanes_stream.imaging.exposures import combine_exposures
 from xanes_stream.pipeline.projections import TomographySettings
 from xanes_stream.pipeline.tomograms import EnergyTomograms
 from xanes_stream.profiles import Profile
@@ -63,6 +65,7 @@ class TomographyScanCallback(RunCallback):
     ) -> None:
         super().__init__(start, profile, roots, submit, progress, limits, what="tomographic scan")
         self.max_bytes = limits.max_scan_bytes
+        self.combine = profile.frames.combine  # an angle's exposures: mean or median
         self.external = ExternalFrames(roots, max_frames=limits.max_frames)
         self.waiting = Waiting(limits.max_frames)  # ophyd-async: frames and events, either first
         self.primary: set[str] = set()
@@ -138,7 +141,7 @@ class TomographyScanCallback(RunCallback):
         self.external.max_bytes = max(0, self.max_bytes - self._held())
         seq_nums, frames, _ = self.external.read_stacked(doc, self.shapes.get(descriptor))
         for seq_num, frame in zip(seq_nums, frames, strict=True):
-            image = frame.mean(axis=0, dtype=np.float64) if frame.ndim == 3 else frame
+            image = self._one_projection(frame)
             data = self.waiting.events.pop((descriptor, seq_num), None)
             if data is None:  # its event is still to come
                 self.waiting.hold_frame((descriptor, seq_num), image)
@@ -184,7 +187,12 @@ class TomographyScanCallback(RunCallback):
             )
         self.classic.max_bytes = max(0, self.max_bytes - self._held())
         frames = self.classic.read(image)
-        return frames.mean(axis=0, dtype=np.float64) if frames.ndim == 3 else frames
+        return self._one_projection(frames)
+
+    def _one_projection(self, frames: np.ndarray) -> np.ndarray:
+        """One projection of an angle's exposures (axis 0 of a 3-D image), combined as the
+        profile's ``frames.combine`` says, as the energy scans' are."""
+        return combine_exposures(frames, self.combine)[0] if frames.ndim == 3 else frames
 
     def stop(self, doc):
         self.job.stop = doc
