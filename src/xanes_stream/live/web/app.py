@@ -203,19 +203,20 @@ def topography_view(maps: Maps) -> dict | None:
     if "topography/levels" not in tables:
         return None
     levels = tables["topography/levels"]
-    histogram = {k: np.asarray(v) for k, v in tables.get("topography/histogram", {}).items()}
     rows = [dict(zip(levels, values, strict=True)) for values in zip(*levels.values(), strict=True)]
+    stored = tables.get("topography/histogram", {})
+    histogram = {
+        k: np.asarray(stored.get(k, ()), dtype=float) for k in ("level", "low", "high", "count")
+    }
     curves = []
     for level in np.asarray(levels["level"], dtype=float):
-        pick = histogram["level"] == level if histogram else np.zeros(0, bool)
-        counts = histogram["count"][pick].astype(float) if histogram else np.zeros(0)
+        pick = histogram["level"] == level
+        counts = histogram["count"][pick]
         total = counts.sum()
         curves.append(
             {
                 "level": level,
-                "curvature": 0.5 * (histogram["low"][pick] + histogram["high"][pick])
-                if histogram
-                else np.zeros(0),
+                "curvature": 0.5 * (histogram["low"][pick] + histogram["high"][pick]),
                 "probability": counts / total if total else counts,
             }
         )
