@@ -63,7 +63,7 @@ VARIANTS = {
 def child(what: str, folder: Path) -> dict:
     """One measurement in this (fresh) process."""
     from xanes_stream.io.references import bundled_reference
-    from xanes_stream.pipeline.scan import analyze_scan as analyze  # products included
+    from xanes_stream.pipeline.scan import analyze_scan  # analyze and the products
 
     stack = np.load(folder / "stack.npy")
     energies = np.load(folder / "energies.npy")
@@ -71,11 +71,11 @@ def child(what: str, folder: Path) -> dict:
     refs = [bundled_reference("NiO"), bundled_reference("LiNiO2")]
     settings = {"registration": {"method": "none"}, **VARIANTS[what][1]}
     strip = np.ascontiguousarray(stack[:, :16])
-    analyze(strip, energies, refs, mode="absorbance", settings=settings)  # imports, compiles
+    analyze_scan(strip, energies, refs, mode="absorbance", settings=settings)  # imports, compiles
     times = []
     for _ in range(REPEATS):
         t0 = time.perf_counter()
-        maps = analyze(stack, energies, refs, mode="absorbance", settings=settings)
+        maps = analyze_scan(stack, energies, refs, mode="absorbance", settings=settings)
         times.append(time.perf_counter() - t0)
     seconds = float(np.median(times))
     result = {"what": what, "analyze_s": seconds, "error": _core_error(maps.fractions, truth)}
